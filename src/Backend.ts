@@ -1,0 +1,104 @@
+/**
+ * Where quota state lives. Every operation on a bucket is one atomic step: the memory backend runs it in this
+ * process, the Redis backend as one Lua script on the server's clock.
+ *
+ * @since 0.1.0
+ */
+import { Context, type Effect } from "effect"
+import type { BackendUnavailable, CapacityExceeded, ReservationNotFound } from "./Errors.js"
+import type { Bucket } from "./Quota.js"
+
+/**
+ * A booking of a charge: it may start at `at` (epoch milliseconds on the backend's clock).
+ *
+ * @since 0.1.0
+ */
+export interface Reservation {
+  readonly id: string
+  readonly bucket: string
+  readonly at: number
+}
+
+/**
+ * The answer to a reserve: booked, or the time until the charge would fit when that is beyond `maxWaitMs`
+ * (`Infinity` when only a release of a concurrency slot can make room). Nothing is booked in the second case.
+ *
+ * @since 0.1.0
+ */
+export type ReserveResult =
+  | { readonly _tag: "Reserved"; readonly reservation: Reservation }
+  | { readonly _tag: "Wait"; readonly retryAfterMs: number }
+
+/**
+ * One quota's state at a moment.
+ *
+ * @since 0.1.0
+ */
+export interface QuotaStatus {
+  readonly metric: string
+  readonly algorithm: string
+  readonly windowMs: number
+  /** The limit it runs at, after the safety ratio. */
+  readonly limit: number
+  /** The largest single charge that can ever fit. */
+  readonly capacity: number
+  readonly used: number
+  readonly remaining: number
+}
+
+/**
+ * A bucket's state at a moment, as the backend sees it.
+ *
+ * @since 0.1.0
+ */
+export interface BackendStatus {
+  readonly quotas: ReadonlyArray<QuotaStatus>
+  /** Reservations not yet settled or released. */
+  readonly open: number
+  /** Reservations booked for a time still in the future. */
+  readonly booked: number
+  /** Time until a charge of the asked demand would fit, behind every booking. */
+  readonly waitMs: number
+}
+
+/**
+ * The store of quota state. Charges are arrays aligned with `bucket.quotas` (see `Quota.chargeOf`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend, MemoryBackendLive, Quota } from "quotaflow"
+ *
+ * const program = Effect.gen(function*() {
+ *   const buckets = yield* Quota.decodeConfig({ buckets: { chat: { quotas: [{ metric: "requests", limit: 2, window: "1 second" }] } } })
+ *   const backend = yield* Backend.Backend
+ *   return yield* backend.reserve(buckets.get("chat")!, [1], 0)
+ * }).pipe(Effect.provide(MemoryBackendLive))
+ * ```
+ * @since 0.1.0
+ */
+export interface BackendService {
+  /** Books `charge` at the earliest time it fits, or answers how long that is when it is beyond `maxWaitMs`. */
+  readonly reserve: (
+    bucket: Bucket,
+    charge: ReadonlyArray<number>,
+    maxWaitMs: number
+  ) => Effect.Effect<ReserveResult, CapacityExceeded | BackendUnavailable>
+  /** Settles with the actual usage per quota (`undefined` keeps the charge): refunds or charges the difference. */
+  readonly settle: (
+    bucket: Bucket,
+    id: string,
+    actual: ReadonlyArray<number | undefined>
+  ) => Effect.Effect<void, ReservationNotFound | BackendUnavailable>
+  /** Takes back a reservation whose call never ran: its capacity returns exactly. */
+  readonly release: (bucket: Bucket, id: string) => Effect.Effect<void, ReservationNotFound | BackendUnavailable>
+  /** The bucket's state, and how long a charge of `demand` would wait. */
+  readonly status: (bucket: Bucket, demand: ReadonlyArray<number>) => Effect.Effect<BackendStatus, BackendUnavailable>
+}
+
+/**
+ * The backend service tag.
+ *
+ * @since 0.1.0
+ */
+export class Backend extends Context.Tag("quotaflow/Backend")<Backend, BackendService>() {}

@@ -1,0 +1,159 @@
+/**
+ * The typed errors of quotaflow. Each is an `Error` subclass whose `name` is its tag, so Promise users can
+ * test `error.name === "CapacityExceeded"` or `instanceof CapacityExceeded` and read the same fields.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * A charge that can never fit a quota (larger than its capacity), or a call that would wait past its `maxWait`.
+ * `retryAfterMs` says when the charge would fit; it is absent when it never will.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CapacityExceeded } from "quotaflow"
+ *
+ * const fallback = Effect.catchTag("CapacityExceeded", (e: CapacityExceeded) =>
+ *   Effect.succeed(`try again in ${e.retryAfterMs ?? "never"} ms`))
+ * ```
+ * @since 0.1.0
+ */
+export class CapacityExceeded extends Schema.TaggedError<CapacityExceeded>()("CapacityExceeded", {
+  bucket: Schema.String,
+  reason: Schema.Literal("too-large", "max-wait"),
+  metric: Schema.optional(Schema.String),
+  retryAfterMs: Schema.optional(Schema.Number)
+}) {
+  override get message(): string {
+    return this.reason === "too-large"
+      ? `bucket "${this.bucket}": the charge on "${this.metric}" is larger than the quota's capacity and can never fit`
+      : `bucket "${this.bucket}": the call would wait ${Math.ceil(this.retryAfterMs ?? 0)} ms, past its maxWait`
+  }
+}
+
+/**
+ * The bucket's queue already holds `maxQueue` waiting calls.
+ *
+ * @example
+ * ```ts
+ * import { QueueOverflow } from "quotaflow"
+ * const isOverflow = (e: unknown) => e instanceof QueueOverflow
+ * ```
+ * @since 0.1.0
+ */
+export class QueueOverflow extends Schema.TaggedError<QueueOverflow>()("QueueOverflow", {
+  bucket: Schema.String,
+  maxQueue: Schema.Number
+}) {
+  override get message(): string {
+    return `bucket "${this.bucket}": ${this.maxQueue} calls are already waiting (maxQueue)`
+  }
+}
+
+/**
+ * A configuration that does not decode. `issues` lists every problem with the path of the field.
+ *
+ * @example
+ * ```ts
+ * import { ConfigurationError } from "quotaflow"
+ * const describe = (e: ConfigurationError) => e.issues.join("\n")
+ * ```
+ * @since 0.1.0
+ */
+export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()("ConfigurationError", {
+  issues: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `invalid configuration: ${this.issues.join("; ")}`
+  }
+}
+
+/**
+ * A usage (charge or actual usage) that does not decode: a negative, fractional or non-finite amount, or a
+ * metric the bucket does not limit.
+ *
+ * @example
+ * ```ts
+ * import { InvalidUsage } from "quotaflow"
+ * const describe = (e: InvalidUsage) => `${e.bucket}: ${e.issues.join(", ")}`
+ * ```
+ * @since 0.1.0
+ */
+export class InvalidUsage extends Schema.TaggedError<InvalidUsage>()("InvalidUsage", {
+  bucket: Schema.String,
+  issues: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `bucket "${this.bucket}": invalid usage: ${this.issues.join("; ")}`
+  }
+}
+
+/**
+ * A bucket name that the limiter was not configured with.
+ *
+ * @example
+ * ```ts
+ * import { UnknownBucket } from "quotaflow"
+ * const known = (e: UnknownBucket) => e.known
+ * ```
+ * @since 0.1.0
+ */
+export class UnknownBucket extends Schema.TaggedError<UnknownBucket>()("UnknownBucket", {
+  bucket: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `unknown bucket "${this.bucket}" (known: ${this.known.join(", ") || "none"})`
+  }
+}
+
+/**
+ * A reservation id that is not open: already settled or released, or never made.
+ *
+ * @example
+ * ```ts
+ * import { ReservationNotFound } from "quotaflow"
+ * const id = (e: ReservationNotFound) => e.id
+ * ```
+ * @since 0.1.0
+ */
+export class ReservationNotFound extends Schema.TaggedError<ReservationNotFound>()("ReservationNotFound", {
+  bucket: Schema.String,
+  id: Schema.String
+}) {
+  override get message(): string {
+    return `bucket "${this.bucket}": reservation ${this.id} is not open (already settled or released)`
+  }
+}
+
+/**
+ * The shared backend (Redis) cannot be reached and the failure policy is `fail-closed`.
+ *
+ * @example
+ * ```ts
+ * import { BackendUnavailable } from "quotaflow"
+ * const why = (e: BackendUnavailable) => e.cause
+ * ```
+ * @since 0.1.0
+ */
+export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>()("BackendUnavailable", {
+  cause: Schema.String
+}) {
+  override get message(): string {
+    return `backend unavailable: ${this.cause}`
+  }
+}
+
+/**
+ * Every error a rate-limited call can fail with, besides the call's own.
+ *
+ * @since 0.1.0
+ */
+export type RateLimitError =
+  | CapacityExceeded
+  | QueueOverflow
+  | InvalidUsage
+  | UnknownBucket
+  | BackendUnavailable

@@ -1,0 +1,304 @@
+/**
+ * Quotas, buckets and usages: what a limiter is configured with, decoded with `effect/Schema` so that every
+ * bad value is reported with the path of its field.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
+import { ConfigurationError, InvalidUsage } from "./Errors.js"
+
+/**
+ * How a quota counts:
+ * - `token-bucket` (default): continuous refill of `limit` per `window`, capacity `limit` (times the burst multiplier);
+ * - `sliding-window`: at most `limit` in any interval of length `window`;
+ * - `fixed-window`: at most `limit` per window aligned to the Unix epoch (daily quotas reset at 00:00 UTC);
+ * - `concurrency`: at most `limit` in flight; held until the call is settled or released (no window).
+ *
+ * @since 0.1.0
+ */
+export type Algorithm = "token-bucket" | "sliding-window" | "fixed-window" | "concurrency"
+
+const describe = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value)
+  return Array.isArray(value) ? "an array" : typeof value
+}
+
+const expected = (what: string) => (issue: ParseResult.ParseIssue) => ({
+  message: `expected ${what}, got ${describe(issue.actual)}`,
+  override: true
+})
+
+const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations({
+  message: expected("a positive integer")
+})
+
+const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations({
+  message: expected("a non-negative integer")
+})
+
+const Ratio = Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(1)).annotations({
+  message: expected("a number in (0, 1]")
+})
+
+const Multiplier = Schema.Number.pipe(Schema.finite(), Schema.greaterThanOrEqualTo(1)).annotations({
+  message: expected("a finite number >= 1")
+})
+
+const windowIssue = (actual: unknown) =>
+  new ParseResult.Type(Schema.Number.ast, actual, `expected a positive duration ("1 minute", "10 seconds") or milliseconds, got ${describe(actual)}`)
+
+/** A window as milliseconds, or as an Effect duration string such as `"1 minute"`. */
+const WindowMs = Schema.transformOrFail(Schema.Unknown, Schema.Number, {
+  strict: true,
+  decode: (input) =>
+    Option.match(Duration.decodeUnknown(input), {
+      onNone: () => ParseResult.fail(windowIssue(input)),
+      onSome: (duration) => {
+        const ms = Duration.toMillis(duration)
+        return ms > 0 && Number.isFinite(ms) ? ParseResult.succeed(ms) : ParseResult.fail(windowIssue(input))
+      }
+    }),
+  encode: ParseResult.succeed
+})
+
+const AlgorithmSchema = Schema.Literal("token-bucket", "sliding-window", "fixed-window", "concurrency").annotations({
+  message: expected(`one of "token-bucket", "sliding-window", "fixed-window", "concurrency"`)
+})
+
+const QuotaSchema = Schema.Struct({
+  metric: Schema.NonEmptyTrimmedString.annotations({ message: expected("a metric name") }),
+  limit: PositiveInt,
+  window: Schema.optional(WindowMs),
+  algorithm: Schema.optionalWith(AlgorithmSchema, { default: () => "token-bucket" as const }),
+  refunds: Schema.optionalWith(Schema.Boolean, { default: () => true })
+})
+
+const BucketSchema = Schema.Struct({
+  quotas: Schema.NonEmptyArray(QuotaSchema),
+  safetyRatio: Schema.optionalWith(Ratio, { default: () => 1 }),
+  burstMultiplier: Schema.optionalWith(Multiplier, { default: () => 1 }),
+  maxQueue: Schema.optionalWith(PositiveInt, { default: () => Number.MAX_SAFE_INTEGER })
+})
+
+const BucketsSchema = Schema.Struct({
+  buckets: Schema.Record({ key: Schema.String, value: BucketSchema })
+})
+
+/**
+ * One limit on one metric, as a user writes it.
+ *
+ * @example
+ * ```ts
+ * import type { QuotaInput } from "quotaflow"
+ * const rpm: QuotaInput = { metric: "requests", limit: 500, window: "1 minute" }
+ * const daily: QuotaInput = { metric: "tokens", limit: 2_000_000, window: "1 day", algorithm: "fixed-window" }
+ * ```
+ * @since 0.1.0
+ */
+export interface QuotaInput {
+  readonly metric: string
+  readonly limit: number
+  /** An Effect duration (`"1 minute"`, `"10 seconds"`) or milliseconds; not used by `concurrency`. */
+  readonly window?: Duration.DurationInput
+  readonly algorithm?: Algorithm
+  /** Whether unused capacity comes back when a call settles below its charge (default `true`). */
+  readonly refunds?: boolean
+}
+
+/**
+ * A bucket as a user writes it: every call submitted to it must fit all of its quotas.
+ *
+ * @example
+ * ```ts
+ * import type { BucketInput } from "quotaflow"
+ * const gpt4o: BucketInput = {
+ *   quotas: [
+ *     { metric: "requests", limit: 500, window: "1 minute" },
+ *     { metric: "tokens", limit: 30_000, window: "1 minute" }
+ *   ],
+ *   safetyRatio: 0.9
+ * }
+ * ```
+ * @since 0.1.0
+ */
+export interface BucketInput {
+  readonly quotas: ReadonlyArray<QuotaInput>
+  /** Run at this fraction of every limit (default 1). */
+  readonly safetyRatio?: number
+  /** Token buckets hold this many windows' worth at most (default 1). */
+  readonly burstMultiplier?: number
+  /** At most this many calls wait in the bucket's queue; more fail with `QueueOverflow`. */
+  readonly maxQueue?: number
+}
+
+/**
+ * The buckets of a limiter, by name.
+ *
+ * @example
+ * ```ts
+ * import type { LimiterConfig } from "quotaflow"
+ * const config: LimiterConfig = {
+ *   buckets: { "gpt-4o": { quotas: [{ metric: "requests", limit: 500, window: "1 minute" }] } }
+ * }
+ * ```
+ * @since 0.1.0
+ */
+export interface LimiterConfig {
+  readonly buckets: Readonly<Record<string, BucketInput>>
+}
+
+/**
+ * A decoded quota.
+ *
+ * @since 0.1.0
+ */
+export interface Quota {
+  readonly metric: string
+  readonly limit: number
+  readonly windowMs: number
+  readonly algorithm: Algorithm
+  readonly refunds: boolean
+}
+
+/**
+ * A decoded bucket with its name.
+ *
+ * @since 0.1.0
+ */
+export interface Bucket {
+  readonly name: string
+  readonly quotas: ReadonlyArray<Quota>
+  readonly safetyRatio: number
+  readonly burstMultiplier: number
+  readonly maxQueue: number
+}
+
+/**
+ * A usage: an amount per metric, such as `{ requests: 1, tokens: 1800 }`.
+ *
+ * @since 0.1.0
+ */
+export type Usage = Readonly<Record<string, number>>
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (out, key) => (typeof key === "number" ? `${out}[${key}]` : out === "" ? String(key) : `${out}.${String(key)}`),
+    ""
+  )
+
+const formatIssues = (error: ParseResult.ParseError): Array<string> =>
+  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+    issue.path.length === 0 ? issue.message : `${formatPath(issue.path)}: ${issue.message}`
+  )
+
+const decodeBuckets = Schema.decodeUnknownEither(BucketsSchema, { errors: "all", onExcessProperty: "error" })
+
+/**
+ * Decodes a limiter configuration, reporting every problem with its path
+ * (`buckets.gpt-4o.quotas[1].limit: expected a positive integer, got -5`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Quota } from "quotaflow"
+ *
+ * const buckets = Quota.decodeConfig({ buckets: { chat: { quotas: [{ metric: "requests", limit: 60, window: "1 minute" }] } } })
+ * Effect.runSync(buckets) // Map { "chat" => { name: "chat", quotas: [...], ... } }
+ * ```
+ * @since 0.1.0
+ */
+export const decodeConfig = (input: unknown): Effect.Effect<ReadonlyMap<string, Bucket>, ConfigurationError> =>
+  Either.match(decodeBuckets(input), {
+    onLeft: (error) => Effect.fail(new ConfigurationError({ issues: formatIssues(error) })),
+    onRight: (config) => {
+      const issues: Array<string> = []
+      const buckets = new Map<string, Bucket>()
+      for (const [name, bucket] of Object.entries(config.buckets)) {
+        bucket.quotas.forEach((quota, i) => {
+          if (quota.window === undefined && quota.algorithm !== "concurrency") {
+            issues.push(`buckets.${name}.quotas[${i}].window: required for the "${quota.algorithm}" algorithm`)
+          }
+        })
+        buckets.set(name, {
+          name,
+          quotas: bucket.quotas.map((quota) => ({
+            metric: quota.metric,
+            limit: quota.limit,
+            windowMs: quota.window ?? 0,
+            algorithm: quota.algorithm,
+            refunds: quota.refunds
+          })),
+          safetyRatio: bucket.safetyRatio,
+          burstMultiplier: bucket.burstMultiplier,
+          maxQueue: bucket.maxQueue
+        })
+      }
+      return issues.length > 0 ? Effect.fail(new ConfigurationError({ issues })) : Effect.succeed(buckets)
+    }
+  })
+
+const UsageSchema = Schema.Record({ key: Schema.String, value: NonNegativeInt })
+const decodeUsageRecord = Schema.decodeUnknownEither(UsageSchema, { errors: "all" })
+
+const metricsOf = (bucket: Bucket): ReadonlyArray<string> => [...new Set(bucket.quotas.map((q) => q.metric))]
+
+const validUsage = (bucket: Bucket, input: unknown, field: string): Either.Either<Usage, InvalidUsage> => {
+  const decoded = decodeUsageRecord(input ?? {})
+  if (Either.isLeft(decoded)) {
+    return Either.left(new InvalidUsage({ bucket: bucket.name, issues: formatIssues(decoded.left).map((m) => `${field}.${m}`) }))
+  }
+  const known = metricsOf(bucket)
+  const unknown = Object.keys(decoded.right).filter((metric) => !known.includes(metric))
+  return unknown.length > 0
+    ? Either.left(
+      new InvalidUsage({
+        bucket: bucket.name,
+        issues: unknown.map((metric) => `${field}.${metric}: not a metric of this bucket (known: ${known.join(", ")})`)
+      })
+    )
+    : Either.right(decoded.right)
+}
+
+/**
+ * The charge of a call on each of the bucket's quotas, in the order of `bucket.quotas`.
+ * `requests` defaults to 1 where the bucket limits it; a metric left out is charged 0.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Quota } from "quotaflow"
+ *
+ * const program = Effect.gen(function*() {
+ *   const buckets = yield* Quota.decodeConfig({
+ *     buckets: { chat: { quotas: [{ metric: "requests", limit: 60, window: "1 minute" }, { metric: "tokens", limit: 9000, window: "1 minute" }] } }
+ *   })
+ *   return yield* Quota.chargeOf(buckets.get("chat")!, { tokens: 1200 }) // [1, 1200]
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export const chargeOf = (bucket: Bucket, usage: unknown): Either.Either<ReadonlyArray<number>, InvalidUsage> =>
+  Either.map(
+    validUsage(bucket, usage, "usage"),
+    (valid) => bucket.quotas.map((q) => valid[q.metric] ?? (q.metric === "requests" ? 1 : 0))
+  )
+
+/**
+ * The actual usage of a call on each quota, for settlement; `undefined` where the usage does not name the
+ * quota's metric (that quota keeps its charge).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Quota } from "quotaflow"
+ *
+ * const program = Effect.gen(function*() {
+ *   const buckets = yield* Quota.decodeConfig({ buckets: { chat: { quotas: [{ metric: "tokens", limit: 9000, window: "1 minute" }] } } })
+ *   return yield* Quota.actualOf(buckets.get("chat")!, { tokens: 700 }) // [700]
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export const actualOf = (bucket: Bucket, usage: unknown): Either.Either<ReadonlyArray<number | undefined>, InvalidUsage> =>
+  Either.map(validUsage(bucket, usage, "actualUsage"), (valid) => bucket.quotas.map((q) => valid[q.metric]))

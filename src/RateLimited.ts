@@ -1,0 +1,365 @@
+/**
+ * The entry point for Effect programs: run calls under a bucket's quotas.
+ *
+ * A call is charged when it is admitted (its `usage`), waits in FIFO order until the charge fits, runs, and is
+ * settled with what it really used. A call interrupted while waiting leaves nothing booked; a call that fails
+ * or is interrupted while running keeps its charge, since the provider may have counted it.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Either, Exit, Layer, type Scope, Stream } from "effect"
+import type { Backend, BackendStatus } from "./Backend.js"
+import {
+  type BackendUnavailable,
+  type ConfigurationError,
+  InvalidUsage,
+  type RateLimitError,
+  ReservationNotFound,
+  type UnknownBucket
+} from "./Errors.js"
+import * as Limiter from "./internal/limiter.js"
+import * as Quota from "./Quota.js"
+
+/**
+ * What a call is: the bucket it runs under and what it costs (`requests` defaults to 1 where the bucket
+ * limits requests).
+ *
+ * @example
+ * ```ts
+ * import type { Meta } from "quotaflow"
+ * const meta: Meta = { bucket: "gpt-4o", usage: { tokens: 1800 } }
+ * ```
+ * @since 0.1.0
+ */
+export interface Meta {
+  readonly bucket: string
+  readonly usage?: Quota.Usage
+}
+
+/**
+ * How long a call may wait for capacity before it fails with `CapacityExceeded` instead.
+ *
+ * @since 0.1.0
+ */
+export interface WaitOptions {
+  readonly maxWait?: Duration.DurationInput
+}
+
+/**
+ * Options of `submit`: `actualUsage` maps the call's result to what it really used, for settlement; without it
+ * the charge is kept.
+ *
+ * @example
+ * ```ts
+ * import type { SubmitOptions } from "quotaflow"
+ * const options: SubmitOptions<{ usage: { total_tokens: number } }> = {
+ *   maxWait: "30 seconds",
+ *   actualUsage: (response) => ({ tokens: response.usage.total_tokens })
+ * }
+ * ```
+ * @since 0.1.0
+ */
+export interface SubmitOptions<A> extends WaitOptions {
+  readonly actualUsage?: (result: A) => Quota.Usage | undefined
+}
+
+/**
+ * Options of `submitStream`: `usageOf` reads a usage off a chunk (the last chunk that has one wins); the stream
+ * settles with it when it ends, however it ends.
+ *
+ * @example
+ * ```ts
+ * import type { StreamOptions } from "quotaflow"
+ * type Chunk = { text: string; usage?: { output_tokens: number } }
+ * const options: StreamOptions<Chunk> = {
+ *   usageOf: (chunk) => chunk.usage && { output_tokens: chunk.usage.output_tokens }
+ * }
+ * ```
+ * @since 0.1.0
+ */
+export interface StreamOptions<A> extends WaitOptions {
+  readonly usageOf?: (chunk: A) => Quota.Usage | undefined
+}
+
+/**
+ * A held reservation from `reserve`: settle it with the actual usage once the work is done, or release it if
+ * the work never ran. Closing its scope while it is open releases it.
+ *
+ * @since 0.1.0
+ */
+export interface Permit {
+  readonly id: string
+  readonly bucket: string
+  /** When it was admitted, in epoch milliseconds of the backend's clock. */
+  readonly at: number
+  readonly waitedMs: number
+  /** Settles with the actual usage (without one the charge is kept). */
+  readonly settle: (usage?: Quota.Usage) => Effect.Effect<void, InvalidUsage | ReservationNotFound | BackendUnavailable>
+  readonly release: Effect.Effect<void, ReservationNotFound | BackendUnavailable>
+}
+
+/**
+ * A bucket's state: the backend's view of every quota plus this process's queue.
+ *
+ * @since 0.1.0
+ */
+export interface LimiterStatus extends BackendStatus {
+  readonly bucket: string
+  /** Callers of this process waiting for admission. */
+  readonly queued: number
+}
+
+/**
+ * The service.
+ *
+ * @since 0.1.0
+ */
+export interface RateLimitedService {
+  readonly submit: <A, E, R>(
+    meta: Meta,
+    effect: Effect.Effect<A, E, R>,
+    options?: SubmitOptions<A>
+  ) => Effect.Effect<A, E | RateLimitError, R>
+  readonly submitStream: <A, E, R>(
+    meta: Meta,
+    stream: Stream.Stream<A, E, R>,
+    options?: StreamOptions<A>
+  ) => Stream.Stream<A, E | RateLimitError, R>
+  readonly reserve: (meta: Meta, options?: WaitOptions) => Effect.Effect<Permit, RateLimitError, Scope.Scope>
+  /** The bucket's state; `waitMs` is how long a call of `usage` (default one request) would wait now. */
+  readonly status: (
+    bucket: string,
+    usage?: Quota.Usage
+  ) => Effect.Effect<LimiterStatus, UnknownBucket | InvalidUsage | BackendUnavailable>
+}
+
+/**
+ * The service tag.
+ *
+ * @since 0.1.0
+ */
+export class RateLimited extends Context.Tag("quotaflow/RateLimited")<RateLimited, RateLimitedService>() {}
+
+const maxWaitMs = (options: WaitOptions | undefined): number =>
+  options?.maxWait === undefined ? Infinity : Duration.toMillis(options.maxWait)
+
+/**
+ * Builds the service over a limiter core.
+ *
+ * @internal
+ */
+export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
+  const admit = (meta: Meta, options: WaitOptions | undefined) =>
+    Effect.gen(function*() {
+      const entry = yield* limiter.entry(meta.bucket)
+      const charge = yield* limiter.charge(entry, meta.usage)
+      return yield* limiter.acquire(entry, charge, maxWaitMs(options))
+    })
+
+  const settleWith = (admission: Limiter.Admission, usage: Quota.Usage | undefined) =>
+    Effect.gen(function*() {
+      const actual = Quota.actualOf(admission.entry.bucket, usage)
+      // A bad usage still settles (keeping the charge) so that no reservation stays open, then reports.
+      yield* limiter.settle(admission.entry, admission.reservation.id, Either.getOrElse(actual, () => [])).pipe(
+        Effect.catchTag("ReservationNotFound", Effect.die)
+      )
+      if (Either.isLeft(actual)) return yield* actual.left
+    })
+
+  const usageFrom = <A>(bucket: string, options: SubmitOptions<A> | undefined, exit: Exit.Exit<A, unknown>) =>
+    Exit.isSuccess(exit) && options?.actualUsage !== undefined
+      ? Either.try({
+        try: () => options.actualUsage?.(exit.value),
+        catch: (error) => new InvalidUsage({ bucket, issues: [`actualUsage threw: ${String(error)}`] })
+      })
+      : Either.right(undefined)
+
+  const submit = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: SubmitOptions<A>) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const admission = yield* restore(admit(meta, options))
+        const exit = yield* Effect.exit(restore(effect))
+        const usage = usageFrom(meta.bucket, options, exit)
+        yield* settleWith(admission, Either.getOrUndefined(usage))
+        if (Either.isLeft(usage)) return yield* usage.left
+        return yield* exit
+      })
+    )
+
+  const reserve = (meta: Meta, options?: WaitOptions) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const admission = yield* restore(admit(meta, options))
+        const { entry, reservation } = admission
+        let open = true
+        const close = <E>(effect: Effect.Effect<void, E>) =>
+          Effect.suspend((): Effect.Effect<void, E | ReservationNotFound> => {
+            if (!open) return Effect.fail(new ReservationNotFound({ bucket: entry.bucket.name, id: reservation.id }))
+            open = false
+            return effect
+          })
+        yield* Effect.addFinalizer(() => (open ? Effect.ignore(close(limiter.release(entry, reservation.id))) : Effect.void))
+        const permit: Permit = {
+          id: reservation.id,
+          bucket: entry.bucket.name,
+          at: reservation.at,
+          waitedMs: admission.waitedMs,
+          settle: (usage) =>
+            Effect.flatMap(Quota.actualOf(entry.bucket, usage), (actual) => close(limiter.settle(entry, reservation.id, actual))),
+          release: close(limiter.release(entry, reservation.id))
+        }
+        return permit
+      })
+    )
+
+  const submitStream = <A, E, R>(meta: Meta, stream: Stream.Stream<A, E, R>, options?: StreamOptions<A>) =>
+    Stream.unwrapScoped(
+      Effect.gen(function*() {
+        const permit = yield* reserve(meta, options)
+        const entry = yield* limiter.entry(meta.bucket)
+        let last: Quota.Usage | undefined
+        const observe = (chunk: A) =>
+          Effect.suspend(() => {
+            const usage = options?.usageOf?.(chunk)
+            if (usage === undefined) return Effect.void
+            return Effect.map(Quota.actualOf(entry.bucket, usage), () => {
+              last = usage
+            })
+          })
+        return stream.pipe(
+          Stream.tap(observe),
+          Stream.ensuring(Effect.ignore(Effect.suspend(() => permit.settle(last))))
+        )
+      })
+    )
+
+  const status = (bucket: string, usage?: Quota.Usage) =>
+    Effect.gen(function*() {
+      const entry = yield* limiter.entry(bucket)
+      const charge = yield* Quota.chargeOf(entry.bucket, usage)
+      const state = yield* limiter.status(entry, charge)
+      return { ...state, bucket, queued: entry.queue.length }
+    })
+
+  return { submit, submitStream, reserve, status }
+}
+
+/**
+ * Makes the service from a configuration; the buckets' queues live as long as the scope.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryBackendLive, RateLimited } from "quotaflow"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const limiter = yield* RateLimited.make({ buckets: { chat: { quotas: [{ metric: "requests", limit: 60, window: "1 minute" }] } } })
+ *   return yield* limiter.submit({ bucket: "chat" }, Effect.succeed("hello"))
+ * })).pipe(Effect.provide(MemoryBackendLive))
+ * ```
+ * @since 0.1.0
+ */
+export const make = (config: Quota.LimiterConfig): Effect.Effect<RateLimitedService, ConfigurationError, Backend | Scope.Scope> =>
+  Effect.map(Limiter.make(config), fromLimiter)
+
+/**
+ * The service as a layer over a backend (provide `MemoryBackendLive` or `RedisBackendLive`).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { MemoryBackendLive, RateLimited } from "quotaflow"
+ *
+ * const LimiterLive = RateLimited.layer({
+ *   buckets: { "gpt-4o": { quotas: [{ metric: "requests", limit: 500, window: "1 minute" }, { metric: "tokens", limit: 30_000, window: "1 minute" }] } }
+ * }).pipe(Layer.provide(MemoryBackendLive))
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (config: Quota.LimiterConfig): Layer.Layer<RateLimited, ConfigurationError, Backend> =>
+  Layer.scoped(RateLimited, make(config))
+
+/**
+ * Runs `effect` under the bucket's quotas: waits in FIFO order until its charge fits, runs it, settles it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimited } from "quotaflow"
+ *
+ * const answer = RateLimited.submit(
+ *   { bucket: "gpt-4o", usage: { tokens: 1800 } },
+ *   Effect.succeed({ text: "hi", totalTokens: 1200 }),
+ *   { actualUsage: (r) => ({ tokens: r.totalTokens }) }
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const submit = <A, E, R>(
+  meta: Meta,
+  effect: Effect.Effect<A, E, R>,
+  options?: SubmitOptions<A>
+): Effect.Effect<A, E | RateLimitError, R | RateLimited> =>
+  Effect.flatMap(RateLimited, (service) => service.submit(meta, effect, options))
+
+/**
+ * Runs a stream under the bucket's quotas: admitted before its first chunk, settled with the last usage its
+ * chunks report when it ends (completed, failed or interrupted).
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { RateLimited } from "quotaflow"
+ *
+ * const chunks = RateLimited.submitStream(
+ *   { bucket: "claude", usage: { input_tokens: 900, output_tokens: 1024 } },
+ *   Stream.make({ text: "Hel" }, { text: "lo", usage: { output_tokens: 2 } }),
+ *   { usageOf: (chunk) => chunk.usage }
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const submitStream = <A, E, R>(
+  meta: Meta,
+  stream: Stream.Stream<A, E, R>,
+  options?: StreamOptions<A>
+): Stream.Stream<A, E | RateLimitError, R | RateLimited> =>
+  Stream.unwrap(Effect.map(RateLimited, (service) => service.submitStream(meta, stream, options)))
+
+/**
+ * Waits for admission and hands the reservation to the caller, who settles or releases it; it is released
+ * when the scope closes while still open.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimited } from "quotaflow"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const permit = yield* RateLimited.reserve({ bucket: "gpt-4o", usage: { tokens: 2000 } })
+ *   // ... call the provider ...
+ *   yield* permit.settle({ tokens: 1400 })
+ * }))
+ * ```
+ * @since 0.1.0
+ */
+export const reserve = (meta: Meta, options?: WaitOptions): Effect.Effect<Permit, RateLimitError, Scope.Scope | RateLimited> =>
+  Effect.flatMap(RateLimited, (service) => service.reserve(meta, options))
+
+/**
+ * A bucket's state now.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimited } from "quotaflow"
+ *
+ * const report = Effect.map(RateLimited.status("gpt-4o", { tokens: 4000 }), (s) => `${s.queued} waiting, next fits in ${s.waitMs} ms`)
+ * ```
+ * @since 0.1.0
+ */
+export const status = (
+  bucket: string,
+  usage?: Quota.Usage
+): Effect.Effect<LimiterStatus, UnknownBucket | InvalidUsage | BackendUnavailable, RateLimited> =>
+  Effect.flatMap(RateLimited, (service) => service.status(bucket, usage))

@@ -1,0 +1,29 @@
+/**
+ * quotaflow: run many callers on one LLM API key at the provider's quota, with zero 429s.
+ *
+ * @since 0.1.0
+ */
+import * as MemoryBackend from "./Backend/Memory.js"
+
+export * as Backend from "./Backend.js"
+export * from "./Errors.js"
+export * as Quota from "./Quota.js"
+export type { Algorithm, BucketInput, LimiterConfig, QuotaInput, Usage } from "./Quota.js"
+export * as RateLimited from "./RateLimited.js"
+export type { LimiterStatus, Meta, Permit, StreamOptions, SubmitOptions, WaitOptions } from "./RateLimited.js"
+export { MemoryBackend }
+
+/**
+ * The in-process backend: one process, the default.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { MemoryBackendLive, RateLimited } from "quotaflow"
+ *
+ * const LimiterLive = RateLimited.layer({ buckets: { chat: { quotas: [{ metric: "requests", limit: 60, window: "1 minute" }] } } })
+ *   .pipe(Layer.provide(MemoryBackendLive))
+ * ```
+ * @since 0.1.0
+ */
+export const MemoryBackendLive = MemoryBackend.layer

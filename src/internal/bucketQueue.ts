@@ -1,0 +1,153 @@
+/**
+ * The waiting room of one bucket in this process: a FIFO of callers and one driver fiber that books the head
+ * at the backend as soon as its charge fits, then the next, and so on.
+ *
+ * Only the head is ever booked, and only when it fits now, so capacity that comes back early (a refund at
+ * settlement, a release on interruption) reaches the callers already waiting instead of freezing bookings
+ * made in advance. A waiting caller costs a queue entry: no fiber and no timer of its own; the driver sleeps
+ * until the head fits or a deadline passes, and is woken when the queue or the capacity changes.
+ *
+ * @internal
+ */
+import { Clock, Effect, Either } from "effect"
+import type { BackendService, Reservation } from "../Backend.js"
+import { type BackendUnavailable, CapacityExceeded } from "../Errors.js"
+import type { Bucket } from "../Quota.js"
+import { DeadlineHeap } from "./deadlineHeap.js"
+
+export interface Waiter {
+  readonly charge: ReadonlyArray<number>
+  /** Epoch milliseconds after which the caller gives up; `Infinity` for none. */
+  readonly deadline: number
+  readonly onAdmit: (reservation: Reservation) => void
+  readonly onFail: (error: CapacityExceeded | BackendUnavailable) => void
+  /** The limiter shut down while the caller waited. */
+  readonly onClosed: () => void
+  prev: Waiter | undefined
+  next: Waiter | undefined
+  queued: boolean
+}
+
+export const makeWaiter = (
+  charge: ReadonlyArray<number>,
+  deadline: number,
+  onAdmit: Waiter["onAdmit"],
+  onFail: Waiter["onFail"],
+  onClosed: Waiter["onClosed"]
+): Waiter => ({ charge, deadline, onAdmit, onFail, onClosed, prev: undefined, next: undefined, queued: false })
+
+export class BucketQueue {
+  private head: Waiter | undefined
+  private tail: Waiter | undefined
+  private count = 0
+  private readonly deadlines = new DeadlineHeap<Waiter>()
+  /** Sum of the queued charges per quota: what stands ahead of a newcomer. */
+  readonly demand: Array<number>
+  private readonly wake = Effect.unsafeMakeLatch(false)
+
+  constructor(readonly bucket: Bucket, private readonly backend: BackendService) {
+    this.demand = bucket.quotas.map(() => 0)
+  }
+
+  get length(): number {
+    return this.count
+  }
+
+  enqueue(waiter: Waiter): void {
+    waiter.queued = true
+    waiter.prev = this.tail
+    if (this.tail === undefined) this.head = waiter
+    else this.tail.next = waiter
+    this.tail = waiter
+    this.count++
+    waiter.charge.forEach((amount, i) => (this.demand[i] += amount))
+    if (waiter.deadline !== Infinity) this.deadlines.push(waiter.deadline, waiter)
+    this.notify()
+  }
+
+  /** Takes a waiter out of the queue; false when it was no longer waiting (admitted or failed). */
+  cancel(waiter: Waiter): boolean {
+    if (!waiter.queued) return false
+    this.unlink(waiter)
+    this.notify()
+    return true
+  }
+
+  /** The queue or the capacity changed: let the driver look again. */
+  notify(): void {
+    this.wake.unsafeOpen()
+  }
+
+  /** Shuts the queue: every waiting caller is told, and nothing is admitted any more. */
+  close(): void {
+    while (this.head !== undefined) {
+      const waiter = this.head
+      this.unlink(waiter)
+      waiter.onClosed()
+    }
+  }
+
+  private unlink(waiter: Waiter): void {
+    waiter.queued = false
+    if (waiter.prev === undefined) this.head = waiter.next
+    else waiter.prev.next = waiter.next
+    if (waiter.next === undefined) this.tail = waiter.prev
+    else waiter.next.prev = waiter.prev
+    waiter.prev = waiter.next = undefined
+    this.count--
+    waiter.charge.forEach((amount, i) => (this.demand[i] -= amount))
+  }
+
+  /** Fails the waiters whose deadline has passed; returns the next deadline. */
+  private expire(now: number): number {
+    for (;;) {
+      const next = this.deadlines.peek()
+      if (next === undefined) return Infinity
+      if (!next.queued) {
+        this.deadlines.pop()
+        continue
+      }
+      if (next.deadline > now) return next.deadline
+      this.deadlines.pop()
+      this.unlink(next)
+      next.onFail(new CapacityExceeded({ bucket: this.bucket.name, reason: "max-wait", retryAfterMs: 0 }))
+    }
+  }
+
+  /** Admits heads while they fit; returns how long until the head may fit or a deadline passes. */
+  private readonly drain: Effect.Effect<number> = Effect.gen(this, function*() {
+    for (;;) {
+      const now = yield* Clock.currentTimeMillis
+      const nextDeadline = this.expire(now)
+      const head = this.head
+      if (head === undefined) return Infinity
+      const result = yield* Effect.either(this.backend.reserve(this.bucket, head.charge, 0))
+      if (!head.queued) {
+        // Cancelled while the backend answered: a booking made for it goes back.
+        if (Either.isRight(result) && result.right._tag === "Reserved") {
+          yield* Effect.ignore(this.backend.release(this.bucket, result.right.reservation.id))
+        }
+        continue
+      }
+      if (Either.isLeft(result)) {
+        this.unlink(head)
+        head.onFail(result.left)
+      } else if (result.right._tag === "Reserved") {
+        this.unlink(head)
+        head.onAdmit(result.right.reservation)
+      } else {
+        return Math.min(result.right.retryAfterMs, nextDeadline - now)
+      }
+    }
+  })
+
+  /** The driver: runs for the lifetime of the limiter. */
+  readonly run: Effect.Effect<never> = Effect.gen(this, function*() {
+    for (;;) {
+      this.wake.unsafeClose()
+      const delay = yield* this.drain
+      if (delay === Infinity) yield* this.wake.await
+      else yield* Effect.raceFirst(this.wake.await, Effect.sleep(Math.max(1, Math.ceil(delay))))
+    }
+  })
+}

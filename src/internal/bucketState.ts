@@ -1,0 +1,128 @@
+/**
+ * The state of one bucket: a meter per quota and the open reservations. Pure bookkeeping; `now` is passed in.
+ *
+ * A reservation is booked at the earliest time its charge fits every quota, never before an earlier booking
+ * (FIFO across the bucket), and holds its charge on each quota until it is settled or released.
+ *
+ * @internal
+ */
+import type { BackendStatus } from "../Backend.js"
+import type { Bucket } from "../Quota.js"
+import { effectiveLimit, type Hold, makeMeter, type Meter } from "./meters.js"
+
+export type ReserveOutcome =
+  | { readonly _tag: "Reserved"; readonly id: string; readonly at: number }
+  | { readonly _tag: "Wait"; readonly retryAfterMs: number }
+  | { readonly _tag: "TooLarge"; readonly metric: string }
+
+interface Open {
+  readonly at: number
+  readonly holds: ReadonlyArray<Hold | undefined>
+}
+
+/** Longest chain of "fits on this quota, then not on that one" the earliest-time search follows. */
+const MAX_ROUNDS = 64
+
+export class BucketState {
+  private readonly meters: ReadonlyArray<Meter>
+  private readonly open = new Map<string, Open>()
+  private lastBooked = -Infinity
+  private nextId = 1
+
+  constructor(readonly bucket: Bucket) {
+    this.meters = bucket.quotas.map((q) => makeMeter(q, bucket.safetyRatio, bucket.burstMultiplier))
+  }
+
+  /** Earliest time at or after `from` at which every quota takes its amount. */
+  private earliest(amounts: ReadonlyArray<number>, from: number, now: number): number {
+    let at = from
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      let next = at
+      this.meters.forEach((meter, i) => {
+        if (amounts[i] > 0) next = Math.max(next, meter.fitsAt(amounts[i], next, now))
+      })
+      if (next === at || next === Infinity) return next
+      at = next
+    }
+    return at
+  }
+
+  /** Books `amounts` at the earliest time they fit, unless that is more than `maxWaitMs` away. */
+  reserve(amounts: ReadonlyArray<number>, now: number, maxWaitMs: number): ReserveOutcome {
+    for (let i = 0; i < this.meters.length; i++) {
+      if (amounts[i] > this.meters[i].capacity) return { _tag: "TooLarge", metric: this.bucket.quotas[i].metric }
+    }
+    const at = this.earliest(amounts, Math.max(now, this.lastBooked), now)
+    if (at === Infinity || at - now > maxWaitMs) return { _tag: "Wait", retryAfterMs: at - now }
+    const id = `${this.nextId++}`
+    this.open.set(id, { at, holds: this.meters.map((meter, i) => (amounts[i] > 0 ? meter.book(amounts[i], at) : undefined)) })
+    this.lastBooked = at
+    return { _tag: "Reserved", id, at }
+  }
+
+  /**
+   * Settles a reservation with the actual usage per quota (`undefined`: keep the charge). Below the charge, a
+   * quota that refunds gets the difference back; above it, the excess is charged. Returns false if not open.
+   */
+  settle(id: string, actual: ReadonlyArray<number | undefined>, now: number): boolean {
+    const reservation = this.open.get(id)
+    if (reservation === undefined) return false
+    this.open.delete(id)
+    this.meters.forEach((meter, i) => {
+      const hold = reservation.holds[i]
+      const used = actual[i]
+      if (hold === undefined) {
+        // Usage on a metric the charge left at 0: charge it now (a concurrency slot is never taken after the fact).
+        const charged = used !== undefined && used > 0 && this.bucket.quotas[i].algorithm !== "concurrency"
+        if (charged) meter.book(used, Math.max(now, this.lastBooked))
+        return
+      }
+      if (used === undefined) {
+        if (this.bucket.quotas[i].algorithm === "concurrency") meter.release(hold, now)
+        return
+      }
+      const kept = used < hold.amount && !this.bucket.quotas[i].refunds ? hold.amount : used
+      meter.adjust(hold, kept, now)
+    })
+    return true
+  }
+
+  /** Takes a reservation back as if it had never been made. Returns false if not open. */
+  release(id: string, now: number): boolean {
+    const reservation = this.open.get(id)
+    if (reservation === undefined) return false
+    this.open.delete(id)
+    this.meters.forEach((meter, i) => {
+      const hold = reservation.holds[i]
+      if (hold !== undefined) meter.release(hold, now)
+    })
+    return true
+  }
+
+  status(now: number, demand: ReadonlyArray<number>): BackendStatus {
+    let booked = 0
+    for (const reservation of this.open.values()) if (reservation.at > now) booked++
+    let waitMs = Math.max(0, this.lastBooked - now)
+    this.meters.forEach((meter, i) => {
+      if (demand[i] > 0) waitMs = Math.max(waitMs, meter.backlogWait(demand[i], now))
+    })
+    return {
+      quotas: this.bucket.quotas.map((quota, i) => {
+        const used = this.meters[i].used(now)
+        const capacity = this.meters[i].capacity
+        return {
+          metric: quota.metric,
+          algorithm: quota.algorithm,
+          windowMs: quota.windowMs,
+          limit: effectiveLimit(quota, this.bucket.safetyRatio),
+          capacity,
+          used,
+          remaining: Math.max(0, capacity - used)
+        }
+      }),
+      open: this.open.size,
+      booked,
+      waitMs
+    }
+  }
+}
