@@ -69,7 +69,7 @@ const AlgorithmSchema = Schema.Literal("token-bucket", "sliding-window", "fixed-
 const QuotaSchema = Schema.Struct({
   metric: Schema.NonEmptyTrimmedString.annotations({ message: expected("a metric name") }),
   limit: PositiveInt,
-  window: Schema.optional(WindowMs),
+  window: Schema.optionalWith(WindowMs, { exact: true }),
   algorithm: Schema.optionalWith(AlgorithmSchema, { default: () => "token-bucket" as const }),
   refunds: Schema.optionalWith(Schema.Boolean, { default: () => true })
 })

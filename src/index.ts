@@ -27,3 +27,5 @@ export { MemoryBackend }
  * @since 0.1.0
  */
 export const MemoryBackendLive = MemoryBackend.layer
+export { createRateLimiter } from "./Promise.js"
+export type { CallOptions, PromisePermit, PromiseSubmitOptions, RateLimiter, RateLimiterConfig } from "./Promise.js"

@@ -168,7 +168,7 @@ describe("RateLimited", () => {
       const chunks = yield* Stream.runCollect(
         RateLimited.submitStream(
           { bucket: "tokens", usage: { tokens: 900 } },
-          Stream.make({ text: "a" }, { text: "b", usage: { tokens: 120 } }),
+          Stream.make<Array<{ text: string; usage?: { tokens: number } }>>({ text: "a" }, { text: "b", usage: { tokens: 120 } }),
           { usageOf: (chunk) => chunk.usage }
         )
       )

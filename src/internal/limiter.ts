@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Clock, Effect, Either } from "effect"
+import { Clock, Context, Effect, Either, Layer } from "effect"
 import { Backend, type BackendService, type BackendStatus, type Reservation } from "../Backend.js"
 import { type BackendUnavailable, CapacityExceeded, type InvalidUsage, QueueOverflow, type ReservationNotFound, UnknownBucket } from "../Errors.js"
 import * as Quota from "../Quota.js"
@@ -132,3 +132,8 @@ export const make = (config: unknown) =>
     yield* Effect.addFinalizer(() => Effect.sync(() => limiter.close()))
     return limiter
   })
+
+/** The limiter core as a service, for the Promise adapter. */
+export class LimiterCore extends Context.Tag("quotaflow/internal/Limiter")<LimiterCore, Limiter>() {}
+
+export const layer = (config: unknown) => Layer.scoped(LimiterCore, make(config))
