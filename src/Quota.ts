@@ -100,7 +100,7 @@ export interface QuotaInput {
   readonly metric: string
   readonly limit: number
   /** An Effect duration (`"1 minute"`, `"10 seconds"`) or milliseconds; not used by `concurrency`. */
-  readonly window?: Duration.DurationInput
+  readonly window?: Duration.DurationInput | string
   readonly algorithm?: Algorithm
   /** Whether unused capacity comes back when a call settles below its charge (default `true`). */
   readonly refunds?: boolean

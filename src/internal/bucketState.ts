@@ -54,10 +54,15 @@ export class BucketState {
     }
     const at = this.earliest(amounts, Math.max(now, this.lastBooked), now)
     if (at === Infinity || at - now > maxWaitMs) return { _tag: "Wait", retryAfterMs: at - now }
+    return { _tag: "Reserved", id: this.book(amounts, at, now), at }
+  }
+
+  /** Books `amounts` at `at` (not before `now`) unconditionally; `reserve` decides when. */
+  book(amounts: ReadonlyArray<number>, at: number, now: number): string {
     const id = `${this.nextId++}`
-    this.open.set(id, { at, holds: this.meters.map((meter, i) => (amounts[i] > 0 ? meter.book(amounts[i], at) : undefined)) })
-    this.lastBooked = at
-    return { _tag: "Reserved", id, at }
+    this.open.set(id, { at, holds: this.meters.map((meter, i) => (amounts[i] > 0 ? meter.book(amounts[i], at, now) : undefined)) })
+    this.lastBooked = Math.max(this.lastBooked, at)
+    return id
   }
 
   /**
@@ -74,7 +79,7 @@ export class BucketState {
       if (hold === undefined) {
         // Usage on a metric the charge left at 0: charge it now (a concurrency slot is never taken after the fact).
         const charged = used !== undefined && used > 0 && this.bucket.quotas[i].algorithm !== "concurrency"
-        if (charged) meter.book(used, Math.max(now, this.lastBooked))
+        if (charged) meter.book(used, Math.max(now, this.lastBooked), now)
         return
       }
       if (used === undefined) {

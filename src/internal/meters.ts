@@ -13,10 +13,13 @@ import type { Quota } from "../Quota.js"
 /** A booking inside one meter; what `adjust` and `release` need to find it again. */
 export interface Hold {
   amount: number
-  /** token bucket: the epoch at booking; sliding window: booking time; fixed window: window index. */
-  readonly mark: number
-  /** sliding window: whether the entry is still inside the log. */
+  /** token bucket: the epoch at booking (its time while pending); sliding window: booking time; fixed window: window index. */
+  mark: number
+  /** sliding window: still inside the log; token bucket: charged (not pending); concurrency: still held. */
   live: boolean
+  /** token bucket: everything charged up to and including this booking, and when it was charged. */
+  after: number
+  chargedAt: number
 }
 
 export interface Meter {
@@ -24,7 +27,8 @@ export interface Meter {
   readonly capacity: number
   /** Earliest time `>= from` at which `amount` fits; `Infinity` when only a release can make room. */
   fitsAt(amount: number, from: number, now: number): number
-  book(amount: number, at: number): Hold
+  /** Books `amount` at `at` (never before `now`). */
+  book(amount: number, at: number, now: number): Hold
   /** Sets a booking's amount (a refund lowers it, an excess raises it), as if it had been booked so. */
   adjust(hold: Hold, amount: number, now: number): void
   release(hold: Hold, now: number): void
@@ -45,13 +49,23 @@ export const capacityOf = (quota: Quota, safetyRatio: number, burstMultiplier: n
 }
 
 /**
- * Token bucket as a GCRA: `tat` is the time at which every booked unit has drained, so the amount in use at
- * `now` is `(tat - now) / interval`. One number of state and one step of arithmetic per operation.
+ * Token bucket as a GCRA: `tat` is the time at which every unit booked so far has drained, so the amount in use
+ * at `now` is `(tat - now) / interval`. One number of state and one step of arithmetic per booking.
  *
- * Returning capacity is exact because the bucket is linear between idle gaps: subtracting a booking from
- * `tat` gives the state it would have had without it, unless the bucket ran empty after the booking (a later
- * booking found `tat <= at`). That gap absorbed the booking's debt, so the later state no longer depends on it
- * and nothing is subtracted; `epoch` counts the gaps to tell.
+ * Bookings made for a time still in the future wait in `pending` and are folded into `tat` only when their
+ * time comes: folded early, their debt would seem to drain before they start, and a refund in between would
+ * hand out capacity the provider never gave back. `projected` is `tat` with the pending bookings folded in,
+ * which is what a newcomer must fit behind.
+ *
+ * A refund (the provider saw the call and gives back what it did not use) lowers `tat`, floored at empty, as
+ * providers do; it is skipped when the bucket ran empty after the booking (a later booking found
+ * `tat <= at`: the gap absorbed the booking's debt), which `epoch` counts.
+ *
+ * A release (the call never ran) must leave the state it would have had without the booking:
+ * `max(tat - amount, G)`, where `G` is what the charges after it alone would give. `G` is bounded above by the
+ * latest charge time plus everything charged after the booking. When every later charge came at the booking's
+ * own instant (an interrupted waiter) the chain is linear and the subtraction alone is exact; otherwise the
+ * bound errs on the safe side and the rest drains with time.
  */
 class TokenBucket implements Meter {
   readonly capacity: number
@@ -59,6 +73,11 @@ class TokenBucket implements Meter {
   private readonly tolerance: number
   private tat = -Infinity
   private epoch = 0
+  private pending: Array<Hold> = []
+  private projected = -Infinity
+  /** Everything ever charged, in units, and when the latest charge was. */
+  private charged = 0
+  private lastChargeAt = -Infinity
 
   constructor(limit: number, windowMs: number, burstMultiplier: number) {
     this.capacity = Math.max(1, Math.floor(limit * burstMultiplier))
@@ -66,44 +85,93 @@ class TokenBucket implements Meter {
     this.tolerance = this.capacity * this.interval
   }
 
-  fitsAt(amount: number, from: number): number {
-    return Math.max(from, this.tat + amount * this.interval - this.tolerance)
-  }
-
-  book(amount: number, at: number): Hold {
+  /** Adds `hold.amount` to the bucket at `at` and stamps the hold with its epoch. */
+  private charge(hold: Hold, at: number): void {
     if (this.tat <= at) {
       this.epoch++
       this.tat = at
     }
-    this.tat += amount * this.interval
-    return { amount, mark: this.epoch, live: true }
+    this.tat += hold.amount * this.interval
+    this.charged += hold.amount
+    this.lastChargeAt = Math.max(this.lastChargeAt, at)
+    hold.mark = this.epoch
+    hold.after = this.charged
+    hold.chargedAt = at
+    hold.live = true
+  }
+
+  /** Folds the pending bookings whose time has come into `tat`. */
+  private advance(now: number): void {
+    let folded = 0
+    while (folded < this.pending.length && this.pending[folded].mark <= now) {
+      const hold = this.pending[folded++]
+      this.charge(hold, hold.mark)
+    }
+    if (folded > 0) this.pending = this.pending.slice(folded)
+  }
+
+  private project(): void {
+    this.projected = this.pending.reduce((tat, hold) => Math.max(tat, hold.mark) + hold.amount * this.interval, this.tat)
+  }
+
+  fitsAt(amount: number, from: number, now: number): number {
+    this.advance(now)
+    return Math.max(from, this.projected + amount * this.interval - this.tolerance)
+  }
+
+  /** A booking whose time has come is charged at once; a later one waits in `pending`. */
+  book(amount: number, at: number, now: number): Hold {
+    this.advance(now)
+    const hold: Hold = { amount, mark: at, live: false, after: 0, chargedAt: at }
+    if (at <= now) this.charge(hold, at)
+    else this.pending.push(hold)
+    this.project()
+    return hold
   }
 
   adjust(hold: Hold, amount: number, now: number): void {
+    this.advance(now)
     const delta = amount - hold.amount
-    hold.amount = amount
-    if (delta > 0) {
+    if (!hold.live) {
+      // Still pending: nothing was charged yet, so it simply books the new amount.
+      hold.amount = amount
+      if (amount === 0) this.pending = this.pending.filter((h) => h !== hold)
+    } else if (delta > 0) {
       // An excess is charged now, like a new booking.
-      if (this.tat <= now) {
-        this.epoch++
-        this.tat = now
-      }
-      this.tat += delta * this.interval
-    } else if (delta < 0 && hold.mark === this.epoch) {
-      this.tat = Math.max(now, this.tat + delta * this.interval)
+      this.charge({ amount: delta, mark: now, live: false, after: 0, chargedAt: now }, now)
+      hold.amount = amount
+    } else if (delta < 0) {
+      if (hold.mark === this.epoch) this.tat = Math.max(now, this.tat + delta * this.interval)
+      hold.amount = amount
     }
+    this.project()
   }
 
   release(hold: Hold, now: number): void {
-    this.adjust(hold, 0, now)
+    this.advance(now)
+    if (!hold.live) {
+      this.adjust(hold, 0, now)
+      return
+    }
+    // Charges since the hold, all at its own instant, stack on it linearly: subtracting it is exact then.
+    const later = this.charged - hold.after
+    const rest = later > 0 && this.lastChargeAt > hold.chargedAt
+      ? Math.min(this.tat, this.lastChargeAt + later * this.interval)
+      : -Infinity
+    this.tat = Math.max(this.tat - hold.amount * this.interval, rest)
+    hold.amount = 0
+    hold.live = false
+    this.project()
   }
 
   used(now: number): number {
-    return Math.max(0, this.tat - now) / this.interval
+    this.advance(now)
+    return Math.max(0, this.projected - now) / this.interval
   }
 
   backlogWait(demand: number, now: number): number {
-    return Math.max(0, this.tat + demand * this.interval - this.tolerance - now)
+    this.advance(now)
+    return Math.max(0, this.projected + demand * this.interval - this.tolerance - now)
   }
 }
 
@@ -150,7 +218,7 @@ class SlidingWindow implements Meter {
   }
 
   book(amount: number, at: number): Hold {
-    const entry: Hold = { amount, mark: at, live: true }
+    const entry: Hold = { amount, mark: at, live: true, after: 0, chargedAt: at }
     this.log.push(entry)
     this.total += amount
     return entry
@@ -212,7 +280,7 @@ class FixedWindow implements Meter {
   book(amount: number, at: number): Hold {
     const index = this.index(at)
     this.windows.set(index, this.usedIn(index) + amount)
-    return { amount, mark: index, live: true }
+    return { amount, mark: index, live: true, after: 0, chargedAt: at }
   }
 
   adjust(hold: Hold, amount: number, now: number): void {
@@ -256,7 +324,7 @@ class Concurrency implements Meter {
 
   book(amount: number): Hold {
     this.inFlight += amount
-    return { amount, mark: 0, live: true }
+    return { amount, mark: 0, live: true, after: 0, chargedAt: 0 }
   }
 
   /** A settled call is no longer in flight, whatever it used. */
