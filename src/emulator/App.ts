@@ -146,7 +146,7 @@ export const makeApp = (config: EmulatorConfig, ledger: Ledger): HttpApp.Default
     HttpRouter.post("/v1/chat/completions", chat("openai")),
     HttpRouter.post("/v1/messages", chat("anthropic")),
     HttpRouter.get("/stats", Effect.suspend(() => withHeaders(200, ledger.stats()))),
-    HttpRouter.post("/reset", Effect.suspend(() => atNow(() => ledger.reset())).pipe(Effect.zipRight(withHeaders(200, { ok: true })))),
+    HttpRouter.post("/reset", Effect.zipRight(atNow(() => ledger.reset()), withHeaders(200, { ok: true }))),
     Effect.catchTag("RouteNotFound", (e) =>
       withHeaders(
         404,

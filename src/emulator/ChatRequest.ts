@@ -22,16 +22,18 @@ import { Data, Effect, Either, ParseResult, Schema } from "effect"
  */
 export type Shape = "openai" | "anthropic"
 
-const positiveInt = Schema.Int.pipe(Schema.positive()).annotations({ message: () => "expected a positive integer" })
-const nonNegativeInt = Schema.Int.pipe(Schema.nonNegative()).annotations({
-  message: () => "expected a non-negative integer"
-})
+const positiveInt = Schema.Number.pipe(
+  Schema.filter((n) => Number.isSafeInteger(n) && n > 0, { message: () => "expected a positive integer" })
+)
+const nonNegativeInt = Schema.Number.pipe(
+  Schema.filter((n) => Number.isSafeInteger(n) && n >= 0, { message: () => "expected a non-negative integer" })
+)
 
 const TextPart = Schema.Struct({ type: Schema.String, text: Schema.optional(Schema.String) })
 const Content = Schema.Union(Schema.String, Schema.Array(TextPart))
-const Messages = Schema.NonEmptyArray(
+const Messages = Schema.Array(
   Schema.Struct({ role: Schema.String, content: Schema.optional(Schema.NullOr(Content)) })
-)
+).pipe(Schema.minItems(1, { message: () => "expected at least one message" }))
 const testHooks = {
   x_prompt_tokens: Schema.optional(nonNegativeInt),
   x_completion_tokens: Schema.optional(nonNegativeInt)
@@ -102,10 +104,15 @@ const chars = (content: typeof Content.Type | null | undefined): number =>
 const promptTokensOf = (messages: typeof Messages.Type, system?: typeof Content.Type): number =>
   Math.ceil((messages.reduce((n, m) => n + chars(m.content), 0) + chars(system)) / 4)
 
-const formatIssues = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
-    .join("; ")
+// One message per field: a union with `undefined` (optional fields) would otherwise add a second, confusing one.
+const formatIssues = (error: ParseResult.ParseError): string => {
+  const byPath = new Map<string, string>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const path = issue.path.join(".")
+    if (!byPath.has(path)) byPath.set(path, path.length > 0 ? `${path}: ${issue.message}` : issue.message)
+  }
+  return [...byPath.values()].join("; ")
+}
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, json: unknown) =>
   Schema.decodeUnknown(schema, { errors: "all" })(json).pipe(

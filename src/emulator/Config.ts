@@ -102,6 +102,19 @@ export const decodeConfig = (input: EmulatorConfigInput): Effect.Effect<Emulator
   )
 
 /**
+ * Decodes and defaults a configuration given as JSON text (for command lines and environment variables).
+ *
+ * @example
+ * const config = yield* parseConfig('{"style":"anthropic","limits":{"requests":50}}')
+ */
+export const parseConfig = (json: string): Effect.Effect<EmulatorConfig, InvalidConfig> =>
+  Schema.decodeUnknown(Schema.parseJson(EmulatorConfig))(json).pipe(
+    Effect.mapError((error) =>
+      new InvalidConfig({ message: `Invalid emulator config: ${ParseResult.TreeFormatter.formatErrorSync(error)}` })
+    )
+  )
+
+/**
  * The quotas a configuration sets, each with its window resolved.
  *
  * @example

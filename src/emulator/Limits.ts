@@ -167,11 +167,11 @@ export const makeLedger = (quotas: Quotas, algorithm: Algorithm): Ledger => {
         return { _tag: "TooLarge", metric, limit: meter.quota.limit, requested }
       }
     }
-    let slowest: Decision | undefined
+    let slowest: Extract<Decision, { _tag: "RateLimited" }> | undefined
     for (const { meter, metric } of limited) {
       const requested = charge[metric] ?? 0
       const wait = meter.waitMs(requested, now)
-      if (wait > 0 && (slowest === undefined || slowest._tag !== "RateLimited" || wait > slowest.retryAfterMs)) {
+      if (wait > 0 && (slowest === undefined || wait > slowest.retryAfterMs)) {
         const used = meter.used(now)
         slowest = { _tag: "RateLimited", metric, retryAfterMs: wait, limit: meter.quota.limit, used, requested }
       }
