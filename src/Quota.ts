@@ -70,15 +70,15 @@ const QuotaSchema = Schema.Struct({
   metric: Schema.NonEmptyTrimmedString.annotations({ message: expected("a metric name") }),
   limit: PositiveInt,
   window: Schema.optionalWith(WindowMs, { exact: true }),
-  algorithm: Schema.optionalWith(AlgorithmSchema, { default: () => "token-bucket" as const }),
-  refunds: Schema.optionalWith(Schema.Boolean, { default: () => true })
+  algorithm: Schema.optionalWith(AlgorithmSchema, { exact: true, default: () => "token-bucket" as const }),
+  refunds: Schema.optionalWith(Schema.Boolean, { exact: true, default: () => true })
 })
 
 const BucketSchema = Schema.Struct({
   quotas: Schema.NonEmptyArray(QuotaSchema),
-  safetyRatio: Schema.optionalWith(Ratio, { default: () => 1 }),
-  burstMultiplier: Schema.optionalWith(Multiplier, { default: () => 1 }),
-  maxQueue: Schema.optionalWith(PositiveInt, { default: () => Number.MAX_SAFE_INTEGER })
+  safetyRatio: Schema.optionalWith(Ratio, { exact: true, default: () => 1 }),
+  burstMultiplier: Schema.optionalWith(Multiplier, { exact: true, default: () => 1 }),
+  maxQueue: Schema.optionalWith(PositiveInt, { exact: true, default: () => Number.MAX_SAFE_INTEGER })
 })
 
 const BucketsSchema = Schema.Struct({
