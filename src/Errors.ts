@@ -147,6 +147,26 @@ export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>()
 }
 
 /**
+ * The circuit for `key` is open after repeated failures: calls fail fast until `retryAfterMs` has passed, then
+ * one probe call is let through.
+ *
+ * @example
+ * ```ts
+ * import { CircuitOpen } from "quotaflow"
+ * const wait = (e: CircuitOpen) => e.retryAfterMs
+ * ```
+ * @since 0.1.0
+ */
+export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
+  key: Schema.String,
+  retryAfterMs: Schema.Number
+}) {
+  override get message(): string {
+    return `circuit "${this.key}" is open after repeated failures; retry in ${Math.ceil(this.retryAfterMs)} ms`
+  }
+}
+
+/**
  * Every error a rate-limited call can fail with, besides the call's own.
  *
  * @since 0.1.0

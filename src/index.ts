@@ -6,6 +6,8 @@
 import * as MemoryBackend from "./Backend/Memory.js"
 
 export * as Backend from "./Backend.js"
+export * as CircuitBreaker from "./CircuitBreaker.js"
+export type { BreakerOptions, BreakerState } from "./CircuitBreaker.js"
 export * from "./Errors.js"
 export * as Quota from "./Quota.js"
 export type { Algorithm, BucketInput, LimiterConfig, QuotaInput, Usage } from "./Quota.js"
