@@ -27,6 +27,8 @@ export class BucketState {
   private readonly meters: ReadonlyArray<Meter>
   private readonly open = new Map<string, Open>()
   private lastBooked = -Infinity
+  /** Nothing is admitted before this time (a provider's retry hint). */
+  private blockedUntil = -Infinity
   private nextId = 1
 
   constructor(readonly bucket: Bucket) {
@@ -52,7 +54,7 @@ export class BucketState {
     for (let i = 0; i < this.meters.length; i++) {
       if (amounts[i] > this.meters[i].capacity) return { _tag: "TooLarge", metric: this.bucket.quotas[i].metric }
     }
-    const at = this.earliest(amounts, Math.max(now, this.lastBooked), now)
+    const at = this.earliest(amounts, Math.max(now, this.lastBooked, this.blockedUntil), now)
     if (at === Infinity || at - now > maxWaitMs) return { _tag: "Wait", retryAfterMs: at - now }
     return { _tag: "Reserved", id: this.book(amounts, at, now), at }
   }
@@ -104,10 +106,22 @@ export class BucketState {
     return true
   }
 
+  /**
+   * Learns from the provider: blocks admissions until `blockedUntil` (a 429's retry hint), and raises each
+   * quota's usage to what the provider reports as used (`undefined`: nothing reported for that quota).
+   */
+  observe(used: ReadonlyArray<number | undefined>, blockedUntil: number, now: number): void {
+    this.blockedUntil = Math.max(this.blockedUntil, blockedUntil)
+    this.meters.forEach((meter, i) => {
+      const reported = used[i]
+      if (reported !== undefined && Number.isFinite(reported) && reported >= 0) meter.tighten(reported, now)
+    })
+  }
+
   status(now: number, demand: ReadonlyArray<number>): BackendStatus {
     let booked = 0
     for (const reservation of this.open.values()) if (reservation.at > now) booked++
-    let waitMs = Math.max(0, this.lastBooked - now)
+    let waitMs = Math.max(0, this.lastBooked - now, this.blockedUntil - now)
     this.meters.forEach((meter, i) => {
       if (demand[i] > 0) waitMs = Math.max(waitMs, meter.backlogWait(demand[i], now))
     })

@@ -32,6 +32,8 @@ export interface Meter {
   /** Sets a booking's amount (a refund lowers it, an excess raises it), as if it had been booked so. */
   adjust(hold: Hold, amount: number, now: number): void
   release(hold: Hold, now: number): void
+  /** Raises the amount in use at `now` to at least `used` (what the provider reports; others share the key). */
+  tighten(used: number, now: number): void
   /** Amount in use at `now`, bookings in the future included. */
   used(now: number): number
   /** How long until an aggregate `demand`, booked piece by piece in FIFO order, would be admitted. */
@@ -164,6 +166,13 @@ class TokenBucket implements Meter {
     this.project()
   }
 
+  tighten(used: number, now: number): void {
+    this.advance(now)
+    const current = Math.max(0, this.tat - now) / this.interval
+    if (used > current) this.charge({ amount: used - current, mark: now, live: false, after: 0, chargedAt: now }, now)
+    this.project()
+  }
+
   used(now: number): number {
     this.advance(now)
     return Math.max(0, this.projected - now) / this.interval
@@ -234,6 +243,15 @@ class SlidingWindow implements Meter {
     this.adjust(hold, 0, now)
   }
 
+  /** What others used is logged as one entry, no earlier than the last booking so the log stays in order. */
+  tighten(used: number, now: number): void {
+    this.prune(now)
+    let current = 0
+    for (let i = this.head; i < this.log.length && this.log[i].mark <= now; i++) current += this.log[i].amount
+    const last = this.log.length > this.head ? this.log[this.log.length - 1].mark : now
+    if (used > current) this.book(used - current, Math.max(now, last))
+  }
+
   used(now: number): number {
     this.prune(now)
     return this.total
@@ -293,6 +311,12 @@ class FixedWindow implements Meter {
     this.adjust(hold, 0, now)
   }
 
+  tighten(used: number, now: number): void {
+    this.prune(now)
+    const index = this.index(now)
+    this.windows.set(index, Math.max(this.usedIn(index), used))
+  }
+
   used(now: number): number {
     this.prune(now)
     return this.usedIn(this.index(now))
@@ -336,6 +360,9 @@ class Concurrency implements Meter {
     if (hold.live) this.inFlight -= hold.amount
     hold.live = false
   }
+
+  /** Providers report no calls in flight: nothing to learn. */
+  tighten(): void {}
 
   used(): number {
     return this.inFlight
