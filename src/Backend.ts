@@ -92,6 +92,16 @@ export interface BackendService {
   ) => Effect.Effect<void, ReservationNotFound | BackendUnavailable>
   /** Takes back a reservation whose call never ran: its capacity returns exactly. */
   readonly release: (bucket: Bucket, id: string) => Effect.Effect<void, ReservationNotFound | BackendUnavailable>
+  /**
+   * Learns from the provider: raises each quota's usage to what it reports as used (`undefined`: nothing
+   * reported), and blocks every admission for `blockForMs` (a 429's retry hint; 0 for none), on the backend's
+   * own clock so that every process sharing the backend waits alike.
+   */
+  readonly observe: (
+    bucket: Bucket,
+    used: ReadonlyArray<number | undefined>,
+    blockForMs: number
+  ) => Effect.Effect<void, BackendUnavailable>
   /** The bucket's state, and how long a charge of `demand` would wait. */
   readonly status: (bucket: Bucket, demand: ReadonlyArray<number>) => Effect.Effect<BackendStatus, BackendUnavailable>
 }

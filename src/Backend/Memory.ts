@@ -54,6 +54,8 @@ export const make: Effect.Effect<BackendService> = Effect.sync(() => {
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         stateOf(bucket).release(id, now) ? Effect.void : Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
       ),
+    observe: (bucket, used, blockForMs) =>
+      Effect.map(Clock.currentTimeMillis, (now) => stateOf(bucket).observe(used, now + blockForMs, now)),
     status: (bucket, demand) => Effect.map(Clock.currentTimeMillis, (now) => stateOf(bucket).status(now, demand))
   })
 })

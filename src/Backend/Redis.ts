@@ -1,0 +1,429 @@
+/**
+ * The Redis backend: quota state shared by every process that talks to the same Redis (standalone or Cluster).
+ * Each operation is one Lua script, one round trip, on the server's clock (`TIME`); the scripts port the
+ * memory backend's math, so both backends give the same answers.
+ *
+ * When Redis does not answer, `onUnavailable` decides: `fail-closed` (default) fails with `BackendUnavailable`,
+ * `fail-open` admits and counts it in `failOpenAdmissions`, `local` admits against an in-memory share of each
+ * quota (`localShare`) until Redis answers again. Every call is bounded: each attempt by `commandTimeout`,
+ * retries by a bounded, jittered exponential schedule.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Duration, Effect, Exit, Fiber, Layer, Metric, Schedule, type Scope } from "effect"
+import { Cluster, Redis, type RedisOptions } from "ioredis"
+import { Backend, type BackendService, type BackendStatus, type ReserveResult } from "../Backend.js"
+import { BackendUnavailable, CapacityExceeded, ReservationNotFound } from "../Errors.js"
+import { BucketState, type ReserveOutcome } from "../internal/bucketState.js"
+import { capacityOf } from "../internal/meters.js"
+import { classify, makeStore, RedisFailure, type Timed } from "../internal/redis/store.js"
+import type { Bucket } from "../Quota.js"
+
+/**
+ * What the backend does when Redis does not answer (after retries):
+ * - `fail-closed`: fail with `BackendUnavailable`;
+ * - `fail-open`: admit at once, counted in `failOpenAdmissions`;
+ * - `local`: admit against this process's share (`localShare`) of each quota, kept in memory.
+ *
+ * @example
+ * ```ts
+ * import type { RedisBackend } from "quotaflow"
+ * const policy: RedisBackend.UnavailablePolicy = "local"
+ * ```
+ * @since 0.1.0
+ */
+export type UnavailablePolicy = "fail-closed" | "fail-open" | "local"
+
+/**
+ * Retries of a call Redis did not run (no connection, a server still loading, a cluster resharding):
+ * exponential from `base` by `factor`, jittered (80%..120%), each delay capped at `maxDelay`, at most `times`.
+ * A reserve that may have run (no answer in time) is never retried, so that it cannot book twice.
+ *
+ * @example
+ * ```ts
+ * import type { RedisBackend } from "quotaflow"
+ * const retry: RedisBackend.RetryOptions = { times: 3, base: "10 millis", maxDelay: "100 millis" }
+ * ```
+ * @since 0.1.0
+ */
+export interface RetryOptions {
+  /** Retries after the first attempt (default 2). */
+  readonly times?: number
+  /** The first delay (default 20 ms). */
+  readonly base?: Duration.DurationInput
+  /** Growth of the delay per retry (default 2). */
+  readonly factor?: number
+  /** The longest delay (default 200 ms). */
+  readonly maxDelay?: Duration.DurationInput
+}
+
+/**
+ * Options of the Redis backend. The connection is, in this order of precedence: `client` (an ioredis `Redis`
+ * you own), `cluster` (an ioredis `Cluster` you own), `url` (`redis://`, `rediss://`, with user, password and
+ * db), or `connection` (ioredis options: host, port, password, db, tls...), by default `localhost:6379`.
+ * A connection the backend creates is opened in the layer's scope and closed with it; one you pass is
+ * connected if it is not yet, and left open. Create yours with `enableOfflineQueue: false`, otherwise
+ * commands issued while it is disconnected run late, when it reconnects.
+ *
+ * @example
+ * ```ts
+ * import type { RedisBackend } from "quotaflow"
+ * const options: RedisBackend.RedisBackendOptions = {
+ *   url: "rediss://:secret@redis.internal:6380/2",
+ *   namespace: "billing",
+ *   reservationTtl: "5 minutes",
+ *   onUnavailable: "local",
+ *   localShare: 0.25
+ * }
+ * ```
+ * @since 0.1.0
+ */
+export interface RedisBackendOptions {
+  readonly url?: string
+  readonly client?: Redis
+  readonly cluster?: Cluster
+  readonly connection?: RedisOptions
+  /** Prefix of every key, so that several limiters can share one Redis (default `"quotaflow"`). */
+  readonly namespace?: string
+  /**
+   * A reservation never settled nor released (its process died) is closed after this long: its concurrency
+   * slot comes back; what it booked on rate quotas stays booked, since the call may have run (default 10 minutes).
+   */
+  readonly reservationTtl?: Duration.DurationInput
+  /** Default `"fail-closed"`. */
+  readonly onUnavailable?: UnavailablePolicy
+  /** With `onUnavailable: "local"`: the fraction of every limit this process may use on its own, in (0, 1] (default 1). */
+  readonly localShare?: number
+  readonly retry?: RetryOptions
+  /** The longest wait for one answer from Redis (default 500 ms). */
+  readonly commandTimeout?: Duration.DurationInput
+  /** The longest wait for the connection at start (default 2 seconds). */
+  readonly connectTimeout?: Duration.DurationInput
+}
+
+/**
+ * Calls admitted without Redis under `onUnavailable: "fail-open"`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { RedisBackend } from "quotaflow"
+ * const admittedBlind = Metric.value(RedisBackend.failOpenAdmissions).pipe(Effect.map((state) => state.count))
+ * ```
+ * @since 0.1.0
+ */
+export const failOpenAdmissions = Metric.counter("quotaflow_redis_fail_open_admissions", {
+  description: "Calls admitted without Redis under the fail-open policy",
+  incremental: true
+})
+
+/**
+ * Calls admitted against the local share under `onUnavailable: "local"`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { RedisBackend } from "quotaflow"
+ * const admittedLocally = Metric.value(RedisBackend.localAdmissions).pipe(Effect.map((state) => state.count))
+ * ```
+ * @since 0.1.0
+ */
+export const localAdmissions = Metric.counter("quotaflow_redis_local_admissions", {
+  description: "Calls admitted against this process's local share while Redis was unavailable",
+  incremental: true
+})
+
+const LOCAL = "local:"
+const OPEN = "open:"
+
+interface Settings {
+  readonly namespace: string
+  readonly reservationTtlMs: number
+  readonly commandTimeoutMs: number
+  readonly connectTimeoutMs: number
+  readonly policy: UnavailablePolicy
+  readonly localShare: number
+  readonly schedule: Schedule.Schedule<unknown, RedisFailure>
+}
+
+const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
+
+const settingsOf = (options: RedisBackendOptions): Settings => {
+  const retry = options.retry ?? {}
+  const maxDelay = Duration.decode(retry.maxDelay ?? "200 millis")
+  return {
+    namespace: options.namespace ?? "quotaflow",
+    reservationTtlMs: Math.max(1, Math.ceil(millis(options.reservationTtl ?? "10 minutes"))),
+    commandTimeoutMs: Math.max(1, millis(options.commandTimeout ?? "500 millis")),
+    connectTimeoutMs: Math.max(1, millis(options.connectTimeout ?? "2 seconds")),
+    policy: options.onUnavailable ?? "fail-closed",
+    localShare: options.localShare ?? 1,
+    schedule: Schedule.exponential(retry.base ?? "20 millis", retry.factor ?? 2).pipe(
+      Schedule.jittered,
+      Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
+      Schedule.intersect(Schedule.recurs(Math.max(0, retry.times ?? 2)))
+    )
+  }
+}
+
+type Client = Redis | Cluster
+
+const createClient = (options: RedisBackendOptions, settings: Settings): Redis => {
+  const redisOptions: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: Math.ceil(settings.commandTimeoutMs),
+    connectTimeout: Math.ceil(settings.connectTimeoutMs),
+    retryStrategy: (times) => Math.min(25 * 2 ** Math.min(times, 5), 500),
+    ...options.connection,
+    lazyConnect: true
+  }
+  return options.url !== undefined ? new Redis(options.url, redisOptions) : new Redis(redisOptions)
+}
+
+const closeClient = (client: Client): Effect.Effect<void> =>
+  Effect.tryPromise(() => client.quit()).pipe(
+    Effect.timeout(200),
+    Effect.ignore,
+    Effect.ensuring(Effect.sync(() => client.disconnect()))
+  )
+
+/** The connection for the lifetime of the scope; fails only when it cannot connect and the policy is fail-closed. */
+const connect = (options: RedisBackendOptions, settings: Settings): Effect.Effect<Client, BackendUnavailable, Scope.Scope> =>
+  Effect.gen(function*() {
+    const client: Client = options.client ?? options.cluster ??
+      (yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const created = createClient(options, settings)
+          // Failures reach the callers through their commands; without a listener ioredis prints every one.
+          created.on("error", () => {})
+          return created
+        }),
+        closeClient
+      ))
+    if (client.status === "wait") {
+      const connected = yield* Effect.tryPromise({ try: () => client.connect(), catch: classify }).pipe(
+        Effect.timeoutFail({
+          duration: settings.connectTimeoutMs,
+          onTimeout: () => new RedisFailure({ kind: "unknown", message: `no connection within ${settings.connectTimeoutMs} ms` })
+        }),
+        Effect.either
+      )
+      if (connected._tag === "Left") {
+        if (settings.policy === "fail-closed") {
+          return yield* Effect.fail(new BackendUnavailable({ cause: `cannot connect to Redis: ${connected.left.message}` }))
+        }
+        yield* Effect.logWarning(`Redis is unavailable at start (${connected.left.message}); running ${settings.policy} until it answers`)
+      }
+    }
+    return client
+  })
+
+/**
+ * Makes a Redis backend in a scope: connects, loads the scripts, and closes the connection it created when
+ * the scope closes.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend, Quota, RedisBackend } from "quotaflow"
+ *
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* RedisBackend.make({ url: "redis://127.0.0.1:6379", namespace: "demo" })
+ *   const buckets = yield* Quota.decodeConfig({ buckets: { chat: { quotas: [{ metric: "requests", limit: 60, window: "1 minute" }] } } })
+ *   return yield* backend.reserve(buckets.get("chat")!, [1], 0)
+ * }).pipe(Effect.scoped)
+ * ```
+ * @since 0.1.0
+ */
+export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendService, BackendUnavailable, Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = settingsOf(options)
+    if (!(settings.localShare > 0 && settings.localShare <= 1)) {
+      return yield* Effect.dieMessage(`RedisBackend: localShare must be in (0, 1], got ${settings.localShare}`)
+    }
+    const client = yield* connect(options, settings)
+    const store = makeStore(client, settings)
+    yield* Effect.ignore(store.loadScripts)
+
+    // After Redis failed to answer, calls skip it for one command timeout instead of each waiting out its own.
+    // The next call after that asks Redis again: that is how the backend comes back to it.
+    let skipUntil = -Infinity
+
+    /** One script call with retries; `retryUnknown` when running it twice is harmless. */
+    const call = <A>(effect: Effect.Effect<A, RedisFailure>, retryUnknown: boolean): Effect.Effect<A, RedisFailure> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        now < skipUntil
+          ? Effect.fail(new RedisFailure({ kind: "unsent", message: "Redis did not answer a moment ago" }))
+          : effect.pipe(
+            Effect.retry({
+              schedule: settings.schedule,
+              while: (failure) => failure.kind === "unsent" || (retryUnknown && failure.kind === "unknown")
+            }),
+            Effect.tapError((failure) =>
+              failure.kind === "error"
+                ? Effect.void // Redis answered: it is there
+                : Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => (skipUntil = at + settings.commandTimeoutMs)))
+            )
+          ))
+
+    const unavailable = (failure: RedisFailure) => new BackendUnavailable({ cause: failure.message })
+
+    const locals = new Map<string, BucketState>()
+    const localOf = (bucket: Bucket): BucketState => {
+      let state = locals.get(bucket.name)
+      if (state === undefined) {
+        state = new BucketState({ ...bucket, safetyRatio: bucket.safetyRatio * settings.localShare })
+        locals.set(bucket.name, state)
+      }
+      return state
+    }
+    let openIds = 0
+
+    const tooLarge = (bucket: Bucket, charge: ReadonlyArray<number>): CapacityExceeded | undefined => {
+      const i = bucket.quotas.findIndex((q, i) => (charge[i] ?? 0) > capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier))
+      return i < 0 ? undefined : new CapacityExceeded({ bucket: bucket.name, reason: "too-large", metric: bucket.quotas[i].metric })
+    }
+
+    const fromOutcome = (bucket: Bucket, outcome: ReserveOutcome, prefix: string): Effect.Effect<ReserveResult, CapacityExceeded> => {
+      switch (outcome._tag) {
+        case "Reserved":
+          return Effect.succeed({ _tag: "Reserved", reservation: { id: prefix + outcome.id, bucket: bucket.name, at: outcome.at } })
+        case "Wait":
+          return Effect.succeed({ _tag: "Wait", retryAfterMs: outcome.retryAfterMs })
+        case "TooLarge":
+          return Effect.fail(new CapacityExceeded({ bucket: bucket.name, reason: "too-large", metric: outcome.metric }))
+      }
+    }
+
+    const releaseInRedis = (bucket: Bucket, id: string) => Effect.ignore(call(store.release(bucket, id), true))
+
+    /**
+     * A reserve that reached Redis books even if its caller is interrupted meanwhile: wait for the answer
+     * (bounded by the timeouts), then give a booking back if the caller is gone. The call runs in a daemon
+     * fiber because an interrupted fiber passes the interruption on to its children at once.
+     */
+    const reserveInRedis = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const fiber = yield* Effect.forkDaemon(Effect.interruptible(call(store.reserve(bucket, charge, maxWaitMs), false)))
+          const exit = yield* Fiber.await(fiber)
+          return yield* restore(exit).pipe(
+            Effect.onInterrupt(() =>
+              Exit.isSuccess(exit) && exit.value.value._tag === "Reserved" ? releaseInRedis(bucket, exit.value.value.id) : Effect.void
+            )
+          )
+        })
+      )
+
+    const reserveWithout = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number, failure: RedisFailure) =>
+      Effect.gen(function*() {
+        if (settings.policy === "fail-closed") return yield* Effect.fail(unavailable(failure))
+        const exceeded = tooLarge(bucket, charge)
+        if (exceeded !== undefined) return yield* Effect.fail(exceeded)
+        const now = yield* Clock.currentTimeMillis
+        if (settings.policy === "fail-open") {
+          yield* Metric.increment(failOpenAdmissions)
+          const result: ReserveResult = { _tag: "Reserved", reservation: { id: `${OPEN}${++openIds}`, bucket: bucket.name, at: now } }
+          return result
+        }
+        const outcome = localOf(bucket).reserve(charge, now, maxWaitMs)
+        if (outcome._tag === "TooLarge") {
+          return yield* Effect.fail(
+            new BackendUnavailable({ cause: `${failure.message}; the charge on "${outcome.metric}" is larger than this process's local share` })
+          )
+        }
+        if (outcome._tag === "Reserved") yield* Metric.increment(localAdmissions)
+        return yield* fromOutcome(bucket, outcome, LOCAL)
+      })
+
+    /** Settle or release: by this process's local state, in Redis, or (fallback ids) nowhere. */
+    const close = (
+      bucket: Bucket,
+      id: string,
+      local: (state: BucketState, id: string, now: number) => boolean,
+      remote: () => Effect.Effect<Timed<boolean>, RedisFailure>
+    ): Effect.Effect<void, ReservationNotFound | BackendUnavailable> => {
+      const notFound = () => Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
+      if (id.startsWith(OPEN)) return Effect.void
+      if (id.startsWith(LOCAL)) {
+        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          local(localOf(bucket), id.slice(LOCAL.length), now) ? Effect.void : notFound())
+      }
+      return Effect.suspend(() => {
+        // An attempt that may have run and a retry that finds nothing open: the first one closed it.
+        let uncertain = false
+        const once = remote().pipe(Effect.tapError((f) => Effect.sync(() => (uncertain ||= f.kind === "unknown"))))
+        return call(once, true).pipe(
+          Effect.matchEffect({
+            onSuccess: ({ value }) => (value || uncertain ? Effect.void : notFound()),
+            // Without Redis the reservation stays open there until reservationTtl closes it.
+            onFailure: (failure) => (settings.policy === "fail-closed" ? Effect.fail(unavailable(failure)) : Effect.void)
+          })
+        )
+      })
+    }
+
+    const statusWithout = (bucket: Bucket, demand: ReadonlyArray<number>, failure: RedisFailure) =>
+      Effect.gen(function*() {
+        if (settings.policy === "fail-closed") return yield* Effect.fail(unavailable(failure))
+        const now = yield* Clock.currentTimeMillis
+        // fail-open knows nothing: it reports an empty bucket.
+        const state = settings.policy === "local" ? localOf(bucket) : new BucketState(bucket)
+        return state.status(now, demand)
+      })
+
+    return Backend.of({
+      reserve: (bucket, charge, maxWaitMs) =>
+        reserveInRedis(bucket, charge, maxWaitMs).pipe(
+          Effect.matchEffect({
+            onSuccess: ({ value }) => fromOutcome(bucket, value, ""),
+            onFailure: (failure) => reserveWithout(bucket, charge, maxWaitMs, failure)
+          })
+        ),
+      settle: (bucket, id, actual) =>
+        close(bucket, id, (state, local, now) => state.settle(local, actual, now), () => store.settle(bucket, id, actual)),
+      release: (bucket, id) =>
+        close(bucket, id, (state, local, now) => state.release(local, now), () => store.release(bucket, id)),
+      observe: (bucket, used, blockForMs) =>
+        // Not retried when it may have run: a second sliding-window entry would count the usage twice.
+        call(store.observe(bucket, used, blockForMs), false).pipe(
+          Effect.matchEffect({
+            onSuccess: () => Effect.void,
+            onFailure: (failure) =>
+              settings.policy === "fail-closed"
+                ? Effect.fail(unavailable(failure))
+                : settings.policy === "local"
+                ? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => localOf(bucket).observe(used, now + blockForMs, now)))
+                : Effect.void
+          })
+        ),
+      status: (bucket, demand) =>
+        call(store.status(bucket, demand), true).pipe(
+          Effect.matchEffect({
+            onSuccess: ({ value }): Effect.Effect<BackendStatus> => Effect.succeed(value),
+            onFailure: (failure) => statusWithout(bucket, demand, failure)
+          })
+        )
+    })
+  })
+
+/**
+ * The Redis backend as a layer: the connection is acquired when the layer is built and closed when its scope
+ * closes. Fails with `BackendUnavailable` when Redis cannot be reached at start and the policy is fail-closed.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { RateLimited, RedisBackend } from "quotaflow"
+ *
+ * const LimiterLive = RateLimited.layer({
+ *   buckets: { chat: { quotas: [{ metric: "requests", limit: 500, window: "1 minute" }] } }
+ * }).pipe(Layer.provide(RedisBackend.layer({ url: "redis://127.0.0.1:6379", onUnavailable: "local", localShare: 0.5 })))
+ *
+ * const program = RateLimited.submit({ bucket: "chat" }, Effect.succeed("hi")).pipe(Effect.provide(LimiterLive))
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (options: RedisBackendOptions = {}): Layer.Layer<Backend, BackendUnavailable> => Layer.scoped(Backend, make(options))

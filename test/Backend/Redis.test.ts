@@ -1,0 +1,263 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Either, Exit, Fiber, Layer, Scope } from "effect"
+import { Redis } from "ioredis"
+import * as RedisBackend from "../../src/Backend/Redis.js"
+import type { BackendService, ReserveResult } from "../../src/Backend.js"
+import { CapacityExceeded, ReservationNotFound } from "../../src/Errors.js"
+import * as RateLimited from "../../src/RateLimited.js"
+import { bucketTag } from "../../src/internal/redis/keys.js"
+import type { Bucket, Quota } from "../../src/Quota.js"
+import { commandCalls, redisServer, type RedisServer } from "../support/redisServer.js"
+
+const bucketOf = (name: string, ...quotas: ReadonlyArray<Quota>): Bucket => ({
+  name,
+  quotas,
+  safetyRatio: 1,
+  burstMultiplier: 1,
+  maxQueue: 1000
+})
+
+const requests = (limit: number, windowMs = 60_000): Quota => ({
+  metric: "requests",
+  limit,
+  windowMs,
+  algorithm: "token-bucket",
+  refunds: true
+})
+
+const tokens = (limit: number, windowMs = 60_000): Quota => ({ metric: "tokens", limit, windowMs, algorithm: "sliding-window", refunds: true })
+
+const slots = (limit: number): Quota => ({ metric: "requests", limit, windowMs: 0, algorithm: "concurrency", refunds: true })
+
+/** A plain client for looking at the server from outside. */
+const inspector = (server: RedisServer) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new Redis(server.port, { host: "127.0.0.1", lazyConnect: true })
+      await client.connect()
+      return client
+    }),
+    (client) => Effect.promise(() => client.quit())
+  )
+
+const reservedId = (result: ReserveResult): string => {
+  if (result._tag !== "Reserved") throw new Error(`expected a reservation, got ${JSON.stringify(result)}`)
+  return result.reservation.id
+}
+
+const backendOn = (server: RedisServer, options: RedisBackend.RedisBackendOptions = {}) =>
+  RedisBackend.make({ url: server.url, ...options })
+
+describe("RedisBackend", () => {
+  it.scopedLive("reserves, settles, releases, and maps outcomes to the typed errors", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server, { namespace: "basics" })
+      const chat = bucketOf("chat", requests(2), tokens(100))
+
+      const first = yield* backend.reserve(chat, [1, 60], 0)
+      assert.strictEqual(first._tag, "Reserved")
+      const second = yield* backend.reserve(chat, [1, 60], 0)
+      assert.strictEqual(second._tag, "Wait") // 120 tokens > 100 in the window
+      yield* backend.settle(chat, reservedId(first), [undefined, 20]) // refund 40
+      const third = yield* backend.reserve(chat, [1, 60], 0)
+      const thirdId = reservedId(third)
+      const status = yield* backend.status(chat, [1, 1])
+      assert.strictEqual(status.open, 1)
+      assert.closeTo(status.quotas[0].used, 2, 0.01) // the token bucket drains as time passes
+      assert.strictEqual(status.quotas[1].used, 80)
+      assert.strictEqual(status.quotas[1].remaining, 20)
+      assert.strictEqual(status.quotas[0].capacity, 2)
+
+      yield* backend.release(chat, thirdId)
+      const after = yield* backend.status(chat, [0, 0])
+      assert.closeTo(after.quotas[0].used, 1, 0.01)
+      assert.strictEqual(after.quotas[1].used, 20)
+      assert.strictEqual(after.open, 0)
+
+      const twice = yield* Effect.either(backend.settle(chat, thirdId, []))
+      assert.isTrue(Either.isLeft(twice) && twice.left instanceof ReservationNotFound)
+      const unknown = yield* Effect.either(backend.release(chat, "no-such-id"))
+      assert.isTrue(Either.isLeft(unknown) && unknown.left instanceof ReservationNotFound)
+
+      const huge = yield* Effect.either(backend.reserve(chat, [1, 101], 0))
+      assert.isTrue(Either.isLeft(huge) && huge.left instanceof CapacityExceeded && huge.left.reason === "too-large" && huge.left.metric === "tokens")
+
+      const wait = yield* backend.reserve(bucketOf("slots", slots(1)), [1], 0)
+      assert.strictEqual(wait._tag, "Reserved")
+      const blocked = yield* backend.reserve(bucketOf("slots", slots(1)), [1], 1000)
+      assert.deepStrictEqual(blocked, { _tag: "Wait", retryAfterMs: Infinity })
+    }))
+
+  it.scopedLive("books in the future within maxWait, at the time the pure math gives", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server)
+      const rpm = bucketOf("rpm", requests(2, 1000)) // one request per 500 ms
+      const a = yield* backend.reserve(rpm, [1], 0)
+      const b = yield* backend.reserve(rpm, [1], 0)
+      const c = yield* backend.reserve(rpm, [1], 2000)
+      assert.isTrue(a._tag === "Reserved" && b._tag === "Reserved" && c._tag === "Reserved")
+      if (a._tag === "Reserved" && c._tag === "Reserved") {
+        assert.closeTo(c.reservation.at - a.reservation.at, 500, 20)
+      }
+      const status = yield* backend.status(rpm, [1])
+      assert.strictEqual(status.booked, 1)
+      assert.isAbove(status.waitMs, 400)
+    }))
+
+  it.scopedLive("observe: a retry hint blocks every process sharing the bucket; reported usage raises ours", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const one = yield* backendOn(server, { namespace: "observe" })
+      const two = yield* backendOn(server, { namespace: "observe" })
+      const chat = bucketOf("chat", requests(10, 1000), tokens(1000, 1000), slots(5))
+      reservedId(yield* two.reserve(chat, [1, 100, 1], 0))
+
+      yield* one.observe(chat, [6, 700, 3], 300) // concurrency learns nothing from headers
+      const status = yield* two.status(chat, [1, 1, 1])
+      assert.closeTo(status.quotas[0].used, 6, 0.1)
+      assert.strictEqual(status.quotas[1].used, 700)
+      assert.strictEqual(status.quotas[2].used, 1)
+      assert.closeTo(status.waitMs, 300, 20)
+      const blocked = yield* two.reserve(chat, [1, 1, 1], 0)
+      assert.isTrue(blocked._tag === "Wait" && blocked.retryAfterMs > 250 && blocked.retryAfterMs <= 300, JSON.stringify(blocked))
+      const later = yield* two.reserve(chat, [1, 1, 1], 1000)
+      assert.isTrue(later._tag === "Reserved")
+
+      // A lower report never lowers ours.
+      yield* one.observe(chat, [0, 0, undefined], 0)
+      assert.strictEqual((yield* two.status(chat, [0, 0, 0])).quotas[1].used, 701)
+    }))
+
+  it.scopedLive("one EVALSHA per operation, nothing else", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server, { namespace: "roundtrips" })
+      const look = yield* inspector(server)
+      const bucket = bucketOf("rt", requests(1_000_000), tokens(1_000_000), slots(1_000))
+      const N = 50
+      const before = commandCalls(yield* Effect.promise(() => look.info("commandstats")))
+      const ids: Array<string> = []
+      for (let i = 0; i < N; i++) ids.push(reservedId(yield* backend.reserve(bucket, [1, 10, 1], 0)))
+      for (const id of ids) yield* backend.settle(bucket, id, [undefined, 5, undefined])
+      const after = commandCalls(yield* Effect.promise(() => look.info("commandstats")))
+      const delta = (command: string) => (after[command] ?? 0) - (before[command] ?? 0)
+      assert.strictEqual(delta("evalsha"), 2 * N)
+      assert.strictEqual(delta("eval"), 0)
+      assert.strictEqual(delta("script|load") + delta("script"), 0)
+    }))
+
+  it.scopedLive("namespaces are separate, odd names stay inside their namespace, and every key has a TTL", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const look = yield* inspector(server)
+      const a = yield* backendOn(server, { namespace: "team-a" })
+      const b = yield* backendOn(server, { namespace: "team-b" })
+      const shared = bucketOf("shared", requests(1))
+      reservedId(yield* a.reserve(shared, [1], 0))
+      assert.strictEqual((yield* a.reserve(shared, [1], 0))._tag, "Wait")
+      assert.strictEqual((yield* b.status(shared, [1])).quotas[0].used, 0)
+      reservedId(yield* b.reserve(shared, [1], 0))
+
+      // "a" + "b:c" and "a:b" + "c" must not meet.
+      const x = yield* backendOn(server, { namespace: "a" })
+      const y = yield* backendOn(server, { namespace: "a:b" })
+      reservedId(yield* x.reserve(bucketOf("b:c", requests(1)), [1], 0))
+      assert.strictEqual((yield* y.status(bucketOf("c", requests(1)), [1])).quotas[0].used, 0)
+
+      const odd = bucketOf("a:b{c} d", requests(5), slots(2))
+      const id = reservedId(yield* a.reserve(odd, [1, 1], 0))
+      yield* a.settle(odd, id, [])
+      reservedId(yield* a.reserve(odd, [1, 1], 0)) // one left open
+      const keys = yield* Effect.promise(() => look.keys("*"))
+      const tag = bucketTag("team-a", "a:b{c} d")
+      assert.strictEqual(tag, "{team-a:a%3Ab%7Bc%7D%20d}")
+      const oddKeys = keys.filter((key) => key.startsWith(`${tag}:`))
+      assert.isAtLeast(oddKeys.length, 4)
+      for (const key of keys) {
+        // Every key is "{namespace:bucket}:suffix" with exactly one tag, so it hashes by the tag.
+        assert.match(key, /^\{[^{}]+\}:[a-z0-9:]+$/, key)
+        const ttl = yield* Effect.promise(() => look.pttl(key))
+        assert.isAbove(ttl, 0, `${key} has no TTL`)
+      }
+      assert.isTrue(keys.every((key) => !key.includes("{c}")))
+    }))
+
+  it.scopedLive("an orphaned reservation gives its concurrency slot back after reservationTtl", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server, { reservationTtl: "300 millis" })
+      const one = bucketOf("one-slot", slots(1), requests(100, 1000))
+      const orphan = reservedId(yield* backend.reserve(one, [1, 1], 0))
+      assert.deepStrictEqual(yield* backend.reserve(one, [1, 1], 0), { _tag: "Wait", retryAfterMs: Infinity })
+      yield* Effect.sleep("350 millis")
+      const status = yield* backend.status(one, [1, 0])
+      assert.strictEqual(status.open, 0)
+      assert.strictEqual(status.quotas[0].used, 0)
+      reservedId(yield* backend.reserve(one, [1, 1], 0))
+      const late = yield* Effect.either(backend.settle(one, orphan, []))
+      assert.isTrue(Either.isLeft(late) && late.left instanceof ReservationNotFound)
+    }))
+
+  it.scopedLive("a caller interrupted while Redis answers does not leak its booking", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const look = yield* inspector(server)
+      const backend: BackendService = yield* backendOn(server, { commandTimeout: "2 seconds" })
+      const one = bucketOf("interrupted", slots(1))
+      server.pause()
+      const fiber = yield* Effect.fork(backend.reserve(one, [1], 0))
+      yield* Effect.sleep("50 millis")
+      const interrupted = yield* Effect.fork(Fiber.interrupt(fiber))
+      yield* Effect.sleep("50 millis")
+      server.resume()
+      const exit = yield* Fiber.join(interrupted)
+      assert.isTrue(Exit.isInterrupted(exit))
+      // The script ran once Redis woke up (it made reservation 1); the booking went back.
+      assert.strictEqual(yield* Effect.promise(() => look.get(`${bucketTag("quotaflow", "interrupted")}:n`)), "1")
+      const status = yield* backend.status(one, [1])
+      assert.strictEqual(status.open, 0)
+      assert.strictEqual(status.quotas[0].used, 0)
+    }))
+
+  it.scopedLive("the layer's scope owns the connection", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const look = yield* inspector(server)
+      const clients = () => Effect.promise(async () => String(await look.client("LIST")).trim().split("\n").length)
+      const before = yield* clients()
+      const scope = yield* Scope.make()
+      yield* Scope.extend(backendOn(server), scope)
+      assert.strictEqual(yield* clients(), before + 1)
+      yield* Scope.close(scope, Exit.void)
+      yield* Effect.sleep("50 millis")
+      assert.strictEqual(yield* clients(), before)
+
+      // fail-closed with nothing listening: the layer fails at once.
+      yield* Effect.promise(() => server.stop())
+      const started = Date.now()
+      const failed = yield* Effect.either(Effect.scoped(backendOn(server, { connectTimeout: "1 second" })))
+      assert.isTrue(Either.isLeft(failed) && failed.left._tag === "BackendUnavailable")
+      assert.isBelow(Date.now() - started, 1500)
+    }))
+
+  it.scopedLive("runs RateLimited.submit across two limiters sharing one Redis", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const config = { buckets: { chat: { quotas: [{ metric: "requests", limit: 4, window: 800 }] } } }
+      const limiter = () => RateLimited.layer(config).pipe(Layer.provide(RedisBackend.layer({ url: server.url, namespace: "e2e" })))
+      // Two processes' worth of limiters, each with its own connection: together they stay at 4 per 800 ms.
+      const [one, two] = yield* Effect.all([Layer.build(limiter()), Layer.build(limiter())])
+      const started = Date.now()
+      const startTimes = yield* Effect.forEach(
+        [one, two, one, two, one, two],
+        (context) => RateLimited.submit({ bucket: "chat" }, Effect.sync(() => Date.now() - started)).pipe(Effect.provide(context)),
+        { concurrency: "unbounded" }
+      )
+      const sorted = [...startTimes].sort((a, b) => a - b)
+      assert.isBelow(sorted[3], 150) // the first four at once
+      assert.isAtLeast(sorted[4], 190) // then one per 200 ms
+      assert.isAtLeast(sorted[5], 390)
+    }))
+})
