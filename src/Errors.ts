@@ -167,6 +167,28 @@ export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen"
 }
 
 /**
+ * The provider kept refusing the call (429, 529, 503) after every retry. `headers` are the last response's.
+ *
+ * @example
+ * ```ts
+ * import { RateLimitedByProvider } from "quotaflow"
+ * const hint = (e: RateLimitedByProvider) => e.retryAfterMs ?? e.headers["retry-after"]
+ * ```
+ * @since 0.1.0
+ */
+export class RateLimitedByProvider extends Schema.TaggedError<RateLimitedByProvider>()("RateLimitedByProvider", {
+  bucket: Schema.String,
+  status: Schema.Number,
+  attempts: Schema.Number,
+  retryAfterMs: Schema.optional(Schema.Number),
+  headers: Schema.Record({ key: Schema.String, value: Schema.String })
+}) {
+  override get message(): string {
+    return `bucket "${this.bucket}": the provider answered ${this.status} to all ${this.attempts} attempts`
+  }
+}
+
+/**
  * Every error a rate-limited call can fail with, besides the call's own.
  *
  * @since 0.1.0
@@ -177,3 +199,5 @@ export type RateLimitError =
   | InvalidUsage
   | UnknownBucket
   | BackendUnavailable
+  | CircuitOpen
+  | RateLimitedByProvider

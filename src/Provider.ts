@@ -22,6 +22,7 @@ import * as Gemini from "./Provider/Gemini.js"
 import * as OpenAI from "./Provider/OpenAI.js"
 import * as OpenAICompatible from "./Provider/OpenAICompatible.js"
 import * as Presets from "./Provider/presets.js"
+import type * as Quota from "./Quota.js"
 import type { QuotaInput, Usage } from "./Quota.js"
 
 export { Anthropic, AzureOpenAI, Bedrock, Gemini, InvalidRequest, OpenAI, OpenAICompatible, Presets, UnknownPreset, UnknownProvider }
@@ -37,18 +38,7 @@ export { CHARS_PER_TOKEN, estimateTextTokens, MESSAGE_OVERHEAD_TOKENS } from "./
  * ```
  * @since 0.1.0
  */
-export type ProviderName =
-  | "openai"
-  | "azure-openai"
-  | "anthropic"
-  | "bedrock"
-  | "gemini"
-  | "vertex"
-  | "groq"
-  | "together"
-  | "mistral"
-  | "openrouter"
-  | "deepseek"
+export type ProviderName = Quota.ProviderName
 
 /**
  * Response headers: a fetch `Headers` or a plain record (any case; a list value uses its first element).

@@ -81,8 +81,27 @@ const BucketSchema = Schema.Struct({
   maxQueue: Schema.optionalWith(PositiveInt, { exact: true, default: () => Number.MAX_SAFE_INTEGER })
 })
 
+const ProviderNameSchema = Schema.Literal(
+  "openai", "azure-openai", "anthropic", "bedrock", "gemini", "vertex", "groq", "together", "mistral", "openrouter", "deepseek"
+).annotations({ message: expected("a known provider (openai, azure-openai, anthropic, bedrock, gemini, vertex, groq, together, mistral, openrouter, deepseek)") })
+
+const RetrySchema = Schema.Struct({
+  maxAttempts: Schema.optionalWith(PositiveInt, { exact: true, default: () => 4 }),
+  baseDelay: Schema.optionalWith(WindowMs, { exact: true, default: () => 500 }),
+  maxDelay: Schema.optionalWith(WindowMs, { exact: true, default: () => 60_000 })
+})
+
+const BreakerSchema = Schema.Struct({
+  failureThreshold: Schema.optionalWith(PositiveInt, { exact: true, default: () => 20 }),
+  failureWindow: Schema.optionalWith(WindowMs, { exact: true, default: () => 30_000 }),
+  openFor: Schema.optionalWith(WindowMs, { exact: true, default: () => 30_000 })
+})
+
 const BucketsSchema = Schema.Struct({
-  buckets: Schema.Record({ key: Schema.String, value: BucketSchema })
+  buckets: Schema.optionalWith(Schema.Record({ key: Schema.String, value: BucketSchema }), { exact: true, default: () => ({}) }),
+  provider: Schema.optionalWith(ProviderNameSchema, { exact: true }),
+  retry: Schema.optionalWith(RetrySchema, { exact: true, default: () => ({ maxAttempts: 4, baseDelay: 500, maxDelay: 60_000 }) }),
+  breaker: Schema.optionalWith(BreakerSchema, { exact: true })
 })
 
 /**
@@ -145,7 +164,64 @@ export interface BucketInput {
  * @since 0.1.0
  */
 export interface LimiterConfig {
-  readonly buckets: Readonly<Record<string, BucketInput>>
+  readonly buckets?: Readonly<Record<string, BucketInput>>
+  /** The provider whose headers, retry hints and usage the limiter reads (see `Provider`). */
+  readonly provider?: ProviderName
+  /** Retries of calls the provider refused with a retryable status (429, 529, 503). */
+  readonly retry?: RetryInput
+  /** Circuit breaking per bucket; off unless given. */
+  readonly breaker?: {
+    readonly failureThreshold?: number
+    readonly failureWindow?: Duration.DurationInput | string
+    readonly openFor?: Duration.DurationInput | string
+  }
+}
+
+/**
+ * How calls refused by the provider are retried: at most `maxAttempts` attempts in all, waiting an exponential,
+ * jittered delay from `baseDelay` up to `maxDelay`, and never less than the provider's retry hint.
+ *
+ * @example
+ * ```ts
+ * import type { RetryInput } from "quotaflow"
+ * const retry: RetryInput = { maxAttempts: 5, baseDelay: "250 millis", maxDelay: "20 seconds" }
+ * ```
+ * @since 0.1.0
+ */
+export interface RetryInput {
+  readonly maxAttempts?: number
+  readonly baseDelay?: Duration.DurationInput | string
+  readonly maxDelay?: Duration.DurationInput | string
+}
+
+/**
+ * The providers quotaflow knows (see `Provider`).
+ *
+ * @since 0.1.0
+ */
+export type ProviderName =
+  | "openai"
+  | "azure-openai"
+  | "anthropic"
+  | "bedrock"
+  | "gemini"
+  | "vertex"
+  | "groq"
+  | "together"
+  | "mistral"
+  | "openrouter"
+  | "deepseek"
+
+/**
+ * A decoded limiter configuration.
+ *
+ * @since 0.1.0
+ */
+export interface Settings {
+  readonly buckets: ReadonlyMap<string, Bucket>
+  readonly provider: ProviderName | undefined
+  readonly retry: { readonly maxAttempts: number; readonly baseDelay: number; readonly maxDelay: number }
+  readonly breaker: { readonly failureThreshold: number; readonly failureWindow: number; readonly openFor: number } | undefined
 }
 
 /**
@@ -209,6 +285,22 @@ const decodeBuckets = Schema.decodeUnknownEither(BucketsSchema, { errors: "all",
  * @since 0.1.0
  */
 export const decodeConfig = (input: unknown): Effect.Effect<ReadonlyMap<string, Bucket>, ConfigurationError> =>
+  Effect.map(decodeSettings(input), (settings) => settings.buckets)
+
+/**
+ * Decodes a whole limiter configuration: buckets, provider, retry and breaker settings.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Quota } from "quotaflow"
+ *
+ * const settings = Effect.runSync(Quota.decodeSettings({ provider: "anthropic", retry: { maxAttempts: 3 } }))
+ * settings.retry.maxAttempts // 3
+ * ```
+ * @since 0.1.0
+ */
+export const decodeSettings = (input: unknown): Effect.Effect<Settings, ConfigurationError> =>
   Either.match(decodeBuckets(input), {
     onLeft: (error) => Effect.fail(new ConfigurationError({ issues: formatIssues(error) })),
     onRight: (config) => {
@@ -220,23 +312,27 @@ export const decodeConfig = (input: unknown): Effect.Effect<ReadonlyMap<string, 
             issues.push(`buckets.${name}.quotas[${i}].window: required for the "${quota.algorithm}" algorithm`)
           }
         })
-        buckets.set(name, {
-          name,
-          quotas: bucket.quotas.map((quota) => ({
-            metric: quota.metric,
-            limit: quota.limit,
-            windowMs: quota.window ?? 0,
-            algorithm: quota.algorithm,
-            refunds: quota.refunds
-          })),
-          safetyRatio: bucket.safetyRatio,
-          burstMultiplier: bucket.burstMultiplier,
-          maxQueue: bucket.maxQueue
-        })
+        buckets.set(name, toBucket(name, bucket))
       }
-      return issues.length > 0 ? Effect.fail(new ConfigurationError({ issues })) : Effect.succeed(buckets)
+      return issues.length > 0
+        ? Effect.fail(new ConfigurationError({ issues }))
+        : Effect.succeed({ buckets, provider: config.provider, retry: config.retry, breaker: config.breaker })
     }
   })
+
+const toBucket = (name: string, bucket: typeof BucketSchema.Type): Bucket => ({
+  name,
+  quotas: bucket.quotas.map((quota) => ({
+    metric: quota.metric,
+    limit: quota.limit,
+    windowMs: quota.window ?? 0,
+    algorithm: quota.algorithm,
+    refunds: quota.refunds
+  })),
+  safetyRatio: bucket.safetyRatio,
+  burstMultiplier: bucket.burstMultiplier,
+  maxQueue: bucket.maxQueue
+})
 
 const UsageSchema = Schema.Record({ key: Schema.String, value: NonNegativeInt })
 const decodeUsageRecord = Schema.decodeUnknownEither(UsageSchema, { errors: "all" })

@@ -7,13 +7,14 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Either, Exit, Layer, type Scope, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Either, Exit, Layer, Option, type Scope, Stream } from "effect"
 import type { Backend, BackendStatus } from "./Backend.js"
 import {
   type BackendUnavailable,
   type ConfigurationError,
   InvalidUsage,
   type RateLimitError,
+  RateLimitedByProvider,
   ReservationNotFound,
   type UnknownBucket
 } from "./Errors.js"
@@ -59,9 +60,28 @@ export interface WaitOptions {
  * ```
  * @since 0.1.0
  */
-export interface SubmitOptions<A> extends WaitOptions {
+export interface SubmitOptions<A, E = unknown> extends WaitOptions {
   readonly actualUsage?: (result: A) => Quota.Usage | undefined
+  /**
+   * Reads the provider's answer off the call's outcome: the status, headers and body of its response, or of
+   * the SDK error it failed with. With a `provider` configured, the limiter learns from the headers, and a
+   * refusal (429, 529, 503) is retried on its schedule; the call fails with `RateLimitedByProvider` when no
+   * attempt is left.
+   */
+  readonly response?: (exit: Exit.Exit<A, E>) => ProviderResponse | undefined
 }
+
+/**
+ * What a provider answered, for `SubmitOptions.response`.
+ *
+ * @example
+ * ```ts
+ * import type { ProviderResponse } from "quotaflow"
+ * const answer: ProviderResponse = { status: 429, headers: { "retry-after": "2" } }
+ * ```
+ * @since 0.1.0
+ */
+export type ProviderResponse = Limiter.ProviderResponse
 
 /**
  * Options of `submitStream`: `usageOf` reads a usage off a chunk (the last chunk that has one wins); the stream
@@ -118,7 +138,7 @@ export interface RateLimitedService {
   readonly submit: <A, E, R>(
     meta: Meta,
     effect: Effect.Effect<A, E, R>,
-    options?: SubmitOptions<A>
+    options?: SubmitOptions<A, E>
   ) => Effect.Effect<A, E | RateLimitError, R>
   readonly submitStream: <A, E, R>(
     meta: Meta,
@@ -143,6 +163,23 @@ export class RateLimited extends Context.Tag("quotaflow/RateLimited")<RateLimite
 const maxWaitMs = (options: WaitOptions | undefined): number =>
   options?.maxWait === undefined ? Infinity : Duration.toMillis(options.maxWait)
 
+/** The last refusal, as the error a caller sees once no attempt is left. */
+const refusedError = (bucket: string, refused: Limiter.Refused, attempts: number) =>
+  new RateLimitedByProvider({
+    bucket,
+    status: refused.response.status,
+    attempts,
+    retryAfterMs: refused.advice.delayMs,
+    headers: headerRecord(refused.response.headers)
+  })
+
+const headerRecord = (headers: ProviderResponse["headers"]): Record<string, string> => {
+  const record: Record<string, string> = {}
+  if (headers instanceof Headers) headers.forEach((value, key) => (record[key] = value))
+  else for (const [key, value] of Object.entries(headers)) if (value !== undefined) record[key.toLowerCase()] = String(value)
+  return record
+}
+
 /**
  * Builds the service over a limiter core.
  *
@@ -166,7 +203,7 @@ export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
       if (Either.isLeft(actual)) return yield* actual.left
     })
 
-  const usageFrom = <A>(bucket: string, options: SubmitOptions<A> | undefined, exit: Exit.Exit<A, unknown>) =>
+  const usageFrom = <A, E>(bucket: string, options: SubmitOptions<A, E> | undefined, exit: Exit.Exit<A, E>) =>
     Exit.isSuccess(exit) && options?.actualUsage !== undefined
       ? Either.try({
         try: () => options.actualUsage?.(exit.value),
@@ -174,17 +211,36 @@ export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
       })
       : Either.right(undefined)
 
-  const submit = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: SubmitOptions<A>) =>
+  /** One attempt: admitted, run, learnt from, settled. A refusal keeps its charge: the provider counted it. */
+  const attempt = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options: SubmitOptions<A, E> | undefined) =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const admission = yield* restore(admit(meta, options))
         const exit = yield* Effect.exit(restore(effect))
-        const usage = usageFrom(meta.bucket, options, exit)
+        const response = options?.response?.(exit)
+        const refused = response === undefined ? undefined : yield* limiter.learn(admission.entry, response)
+        const usage = refused === undefined ? usageFrom(meta.bucket, options, exit) : Either.right(undefined)
         yield* settleWith(admission, Either.getOrUndefined(usage))
+        if (refused !== undefined) return yield* Effect.fail(refused)
         if (Either.isLeft(usage)) return yield* usage.left
         return yield* exit
       })
     )
+
+  const submit = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: SubmitOptions<A, E>) => {
+    const attempts = Effect.retry(attempt(meta, effect, options), {
+      schedule: limiter.retrySchedule,
+      while: (error) => error instanceof Limiter.Refused
+    }).pipe(
+      Effect.catchIf(
+        (error): error is Limiter.Refused => error instanceof Limiter.Refused,
+        (refused) => Effect.fail(refusedError(meta.bucket, refused, limiter.settings.retry.maxAttempts))
+      )
+    )
+    const breaker = limiter.breaker
+    return breaker === undefined ? attempts : breaker.guard(meta.bucket, attempts, (exit) =>
+      Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error instanceof RateLimitedByProvider))
+  }
 
   const reserve = (meta: Meta, options?: WaitOptions) =>
     Effect.uninterruptibleMask((restore) =>
@@ -298,7 +354,7 @@ export const layer = (config: Quota.LimiterConfig): Layer.Layer<RateLimited, Con
 export const submit = <A, E, R>(
   meta: Meta,
   effect: Effect.Effect<A, E, R>,
-  options?: SubmitOptions<A>
+  options?: SubmitOptions<A, E>
 ): Effect.Effect<A, E | RateLimitError, R | RateLimited> =>
   Effect.flatMap(RateLimited, (service) => service.submit(meta, effect, options))
 

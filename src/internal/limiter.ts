@@ -5,9 +5,11 @@
  *
  * @internal
  */
-import { Clock, Context, Effect, Either, Layer } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Schedule } from "effect"
 import { Backend, type BackendService, type BackendStatus, type Reservation } from "../Backend.js"
+import * as CircuitBreaker from "../CircuitBreaker.js"
 import { type BackendUnavailable, CapacityExceeded, type InvalidUsage, QueueOverflow, type ReservationNotFound, UnknownBucket } from "../Errors.js"
+import * as Provider from "../Provider.js"
 import * as Quota from "../Quota.js"
 import { BucketQueue, makeWaiter, type Waiter } from "./bucketQueue.js"
 import { capacityOf } from "./meters.js"
@@ -24,6 +26,24 @@ export interface Admission {
   readonly waitedMs: number
 }
 
+/**
+ * What a provider answered: the status and headers of a response (or of an SDK error), and its body when at
+ * hand.
+ */
+export interface ProviderResponse {
+  readonly status: number
+  readonly headers: Provider.HeadersInput
+  readonly body?: unknown
+}
+
+/** A provider's refusal that a retry may cure: what the limiter retries on its schedule. */
+export class Refused {
+  readonly _tag = "Refused"
+  constructor(readonly response: ProviderResponse, readonly advice: Provider.RetryAdvice) {}
+}
+
+const WINDOW_MS: Record<Provider.LimitWindow, number> = { "1 second": 1_000, "1 minute": 60_000, "1 day": 86_400_000 }
+
 /** How a caller waiting through the callback API hears back. */
 export interface Listener {
   readonly onAdmit: (reservation: Reservation) => void
@@ -33,9 +53,15 @@ export interface Listener {
 
 export class Limiter {
   private readonly entries = new Map<string, Entry>()
+  readonly provider: Provider.Provider | undefined
 
-  constructor(buckets: ReadonlyMap<string, Quota.Bucket>, readonly backend: BackendService) {
-    for (const bucket of buckets.values()) {
+  constructor(
+    readonly settings: Quota.Settings,
+    readonly backend: BackendService,
+    readonly breaker: CircuitBreaker.CircuitBreakerService | undefined
+  ) {
+    this.provider = settings.provider === undefined ? undefined : Either.getOrUndefined(Provider.get(settings.provider))
+    for (const bucket of settings.buckets.values()) {
       this.entries.set(bucket.name, {
         bucket,
         queue: new BucketQueue(bucket, backend),
@@ -118,6 +144,48 @@ export class Limiter {
     return this.backend.release(entry.bucket, id).pipe(Effect.ensuring(Effect.sync(() => entry.queue.notify())))
   }
 
+  /**
+   * Reads a provider's answer: every quota the headers report is raised to the provider's usage (others may
+   * share the key), and a refusal a retry may cure blocks the bucket for its hint, for every caller of the
+   * backend. Returns the refusal, if it is one.
+   */
+  learn(entry: Entry, response: ProviderResponse): Effect.Effect<Refused | undefined, BackendUnavailable> {
+    const provider = this.provider
+    if (provider === undefined) return Effect.succeed(undefined)
+    return Effect.gen(this, function*() {
+      const now = yield* Clock.currentTimeMillis
+      const reported = provider.parseHeaders(response.headers, now)
+      const used = entry.bucket.quotas.map((quota) => {
+        const report = reported.find((r) =>
+          r.metric === quota.metric && (r.window === undefined || WINDOW_MS[r.window] === quota.windowMs)
+        )
+        if (report?.limit === undefined || report.remaining === undefined) return undefined
+        // A rounded remainder may hide up to half its precision of usage: assume the worse half.
+        return Math.max(0, report.limit - report.remaining + (report.precision ?? 0) / 2)
+      })
+      const advice = response.status >= 400 ? provider.retryAfter(response.status, response.headers, response.body, now) : undefined
+      const refused = advice !== undefined && advice.retry && (advice.kind === "rate-limited" || advice.kind === "overloaded")
+      const blockForMs = refused ? advice.delayMs ?? 0 : 0
+      if (blockForMs > 0 || used.some((u) => u !== undefined)) yield* this.backend.observe(entry.bucket, used, blockForMs)
+      if (blockForMs > 0) entry.queue.notify()
+      return refused ? new Refused(response, advice) : undefined
+    })
+  }
+
+  /** Retries a refused call: exponential and jittered from `baseDelay`, capped at `maxDelay`, never shorter than the hint. */
+  get retrySchedule(): Schedule.Schedule<unknown, unknown> {
+    const { baseDelay, maxAttempts, maxDelay } = this.settings.retry
+    return Schedule.exponential(Duration.millis(baseDelay)).pipe(
+      Schedule.jittered,
+      Schedule.modifyDelay((delay) => Duration.min(delay, Duration.millis(maxDelay))),
+      Schedule.zipRight(Schedule.identity<unknown>()),
+      Schedule.modifyDelay((error, delay) =>
+        error instanceof Refused ? Duration.max(delay, Duration.millis(error.advice.delayMs ?? 0)) : delay
+      ),
+      Schedule.intersect(Schedule.recurs(maxAttempts - 1))
+    )
+  }
+
   close(): void {
     for (const queue of this.queues) queue.close()
   }
@@ -126,8 +194,9 @@ export class Limiter {
 /** Decodes the configuration and starts one driver per bucket for the lifetime of the scope. */
 export const make = (config: unknown) =>
   Effect.gen(function*() {
-    const buckets = yield* Quota.decodeConfig(config)
-    const limiter = new Limiter(buckets, yield* Backend)
+    const settings = yield* Quota.decodeSettings(config)
+    const breaker = settings.breaker === undefined ? undefined : yield* CircuitBreaker.make(settings.breaker)
+    const limiter = new Limiter(settings, yield* Backend, breaker)
     for (const queue of limiter.queues) yield* Effect.forkScoped(queue.run)
     yield* Effect.addFinalizer(() => Effect.sync(() => limiter.close()))
     return limiter

@@ -1,0 +1,122 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
+import { MemoryBackendLive, RateLimited } from "../src/index.js"
+import type { LimiterConfig, ProviderResponse } from "../src/index.js"
+
+interface Answer {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body?: unknown
+}
+
+const ok: Answer = { status: 200, headers: {} }
+const tooMany = (retryAfterSeconds: number): Answer => ({
+  status: 429,
+  headers: { "retry-after": String(retryAfterSeconds) },
+  body: { error: { message: "Rate limit reached for gpt-4o on requests per min (RPM)", type: "requests", code: "rate_limit_exceeded" } }
+})
+
+const config: LimiterConfig = {
+  provider: "openai",
+  retry: { maxAttempts: 3, baseDelay: "100 millis", maxDelay: "1 second" },
+  buckets: {
+    "gpt-4o": {
+      quotas: [
+        { metric: "requests", limit: 60, window: "1 minute" },
+        { metric: "tokens", limit: 30_000, window: "1 minute", refunds: false }
+      ]
+    }
+  }
+}
+
+const run = <A, E>(effect: Effect.Effect<A, E, RateLimited.RateLimited>, overrides: Partial<LimiterConfig> = {}) =>
+  Effect.provide(effect, RateLimited.layer({ ...config, ...overrides }).pipe(Layer.provide(MemoryBackendLive)))
+
+/** A provider that gives the scripted answers in turn, recording when each attempt was made. */
+const scripted = (answers: ReadonlyArray<Answer>) =>
+  Effect.gen(function*() {
+    const attempts = yield* Ref.make<Array<number>>([])
+    const call = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const made = yield* Ref.getAndUpdate(attempts, (a) => [...a, now])
+      return answers[Math.min(made.length, answers.length - 1)]
+    })
+    return { call, attempts: Ref.get(attempts) }
+  })
+
+const response = <E>(exit: Exit.Exit<Answer, E>): ProviderResponse | undefined =>
+  Exit.isSuccess(exit) ? exit.value : undefined
+
+describe("RateLimited with a provider", () => {
+  it.effect("a 429 is retried after its retry-after, and the bucket is blocked for every caller meanwhile", () =>
+    run(Effect.gen(function*() {
+      const provider = yield* scripted([tooMany(2), ok])
+      const first = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 10 } }, provider.call, { response }))
+      yield* TestClock.adjust(1)
+      const other = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 10 } }, Clock.currentTimeMillis))
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual(yield* Fiber.join(first), ok)
+      const attempts = yield* provider.attempts
+      assert.strictEqual(attempts.length, 2)
+      assert.isAtLeast(attempts[1], 2_000)
+      assert.isAtLeast(yield* Fiber.join(other), 2_000)
+    })))
+
+  it.effect("after the last attempt the call fails with RateLimitedByProvider carrying the last headers", () =>
+    run(Effect.gen(function*() {
+      const provider = yield* scripted([tooMany(1)])
+      const fiber = yield* Effect.fork(Effect.flip(RateLimited.submit({ bucket: "gpt-4o" }, provider.call, { response })))
+      yield* TestClock.adjust("1 minute")
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "RateLimitedByProvider")
+      if (error._tag !== "RateLimitedByProvider") return
+      assert.strictEqual(error.status, 429)
+      assert.strictEqual(error.attempts, 3)
+      assert.strictEqual(error.headers["retry-after"], "1")
+      assert.strictEqual((yield* provider.attempts).length, 3)
+      assert.strictEqual((yield* RateLimited.status("gpt-4o")).open, 0)
+    })))
+
+  it.effect("a request too large is not retried: the call's own outcome comes back", () =>
+    run(Effect.gen(function*() {
+      const tooLarge: Answer = {
+        status: 429,
+        headers: {},
+        body: { error: { message: "Request too large for gpt-4o on tokens per min (TPM): Limit 30000, Requested 31538.", code: "rate_limit_exceeded" } }
+      }
+      const provider = yield* scripted([tooLarge])
+      const answer = yield* RateLimited.submit({ bucket: "gpt-4o" }, provider.call, { response })
+      assert.strictEqual(answer.status, 429)
+      assert.strictEqual((yield* provider.attempts).length, 1)
+    })))
+
+  it.effect("headers reporting less remaining than we believe tighten the bucket", () =>
+    run(Effect.gen(function*() {
+      // Someone else on the key used 59 of the 60 requests this minute.
+      const crowded: Answer = {
+        status: 200,
+        headers: { "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "1", "x-ratelimit-reset-requests": "59s" }
+      }
+      const provider = yield* scripted([crowded])
+      yield* RateLimited.submit({ bucket: "gpt-4o" }, provider.call, { response })
+      const status = yield* RateLimited.status("gpt-4o")
+      assert.strictEqual(status.quotas[0].used, 59)
+      const next = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o" }, Clock.currentTimeMillis))
+      const after = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o" }, Clock.currentTimeMillis))
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual(yield* Fiber.join(next), 0)
+      assert.strictEqual(yield* Fiber.join(after), 1_000) // one request per second refills
+    })))
+
+  it.effect("repeated refusals open the circuit: later calls fail fast with CircuitOpen", () =>
+    run(Effect.gen(function*() {
+      const provider = yield* scripted([tooMany(1)])
+      for (let i = 0; i < 2; i++) {
+        const fiber = yield* Effect.fork(Effect.flip(RateLimited.submit({ bucket: "gpt-4o" }, provider.call, { response })))
+        yield* TestClock.adjust("1 minute")
+        assert.strictEqual((yield* Fiber.join(fiber))._tag, "RateLimitedByProvider")
+      }
+      const error = yield* Effect.flip(RateLimited.submit({ bucket: "gpt-4o" }, provider.call, { response }))
+      assert.strictEqual(error._tag, "CircuitOpen")
+    }), { breaker: { failureThreshold: 2, failureWindow: "5 minutes", openFor: "5 minutes" } }))
+})
