@@ -4,10 +4,11 @@
  *
  * @since 0.1.0
  */
-import { Cause, Duration, Effect, Either, Exit, Layer, ManagedRuntime } from "effect"
+import { Cause, Duration, Effect, Either, Exit, Layer, ManagedRuntime, Schedule } from "effect"
 import type { Backend, Reservation } from "./Backend.js"
 import * as MemoryBackend from "./Backend/Memory.js"
-import { type ConfigurationError, InvalidUsage, ReservationNotFound } from "./Errors.js"
+import * as RedisBackend from "./Backend/Redis.js"
+import { type BackendUnavailable, type ConfigurationError, InvalidUsage, ReservationNotFound } from "./Errors.js"
 import type { Waiter } from "./internal/bucketQueue.js"
 import * as Limiter from "./internal/limiter.js"
 import * as Quota from "./Quota.js"
@@ -53,8 +54,18 @@ export interface PromisePermit {
  * @since 0.1.0
  */
 export interface RateLimiter {
-  /** Waits for admission, runs `call`, settles, and returns what `call` returned. */
+  /**
+   * Waits for admission, runs `call`, settles, and returns what `call` returned. With a `provider` configured,
+   * a fetch `Response` (or an SDK error with `status` and `headers`) is read: the limiter learns from its
+   * headers, retries a refusal on its schedule (the caller sees only the final outcome), and settles with the
+   * usage in a JSON body.
+   */
   submit<A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A>
+  /**
+   * A `fetch` for SDK clients (`new OpenAI({ fetch: limiter.fetch, maxRetries: 0 })`): each request is charged
+   * by the configured provider from its JSON body and runs under the bucket of its model's family.
+   */
+  readonly fetch: typeof globalThis.fetch
   /** Waits for admission and hands the reservation over. */
   reserve(meta: Meta, options?: CallOptions): Promise<PromisePermit>
   /** A bucket's state; `waitMs` is how long a call of `usage` would wait now. */
@@ -68,7 +79,12 @@ export interface RateLimiter {
  *
  * @since 0.1.0
  */
-export interface RateLimiterConfig extends Quota.LimiterConfig {}
+export interface RateLimiterConfig extends Quota.LimiterConfig {
+  /** Where quota state lives: this process (the default) or Redis, shared by every process using it. */
+  readonly backend?: { readonly redis: string | RedisBackend.RedisBackendOptions; readonly namespace?: string }
+  /** The bucket `fetch` uses for a model (default: the provider's family of the model, such as `gpt-4o`). */
+  readonly bucketOf?: (model: string) => string
+}
 
 const abortError = (message: string, cause?: unknown): Error => {
   const error = new Error(message, { cause })
@@ -103,13 +119,17 @@ const maxWaitMs = (options: CallOptions | undefined): number =>
  * ```
  * @since 0.1.0
  */
-export const createRateLimiter = (
-  config: RateLimiterConfig,
-  backend: Layer.Layer<Backend, never> = MemoryBackend.layer
-): RateLimiter => {
-  const decoded = Effect.runSync(Effect.either(Quota.decodeConfig(config)))
+export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
+  const { backend: backendConfig, bucketOf, ...limiterConfig } = config
+  const decoded = Effect.runSync(Effect.either(Quota.decodeSettings(limiterConfig)))
   if (Either.isLeft(decoded)) throw decoded.left as ConfigurationError
-  const runtime = ManagedRuntime.make(Limiter.layer(config).pipe(Layer.provide(backend)))
+  const backend: Layer.Layer<Backend, BackendUnavailable> = backendConfig === undefined
+    ? MemoryBackend.layer
+    : RedisBackend.layer({
+      ...(typeof backendConfig.redis === "string" ? { url: backendConfig.redis } : backendConfig.redis),
+      ...(backendConfig.namespace === undefined ? {} : { namespace: backendConfig.namespace })
+    })
+  const runtime = ManagedRuntime.make(Limiter.layer(limiterConfig).pipe(Layer.provide(backend)))
   let core: Limiter.Limiter | undefined
   const ready: Promise<Limiter.Limiter> = runtime.runPromise(Limiter.LimiterCore).then((limiter) => (core = limiter))
   const running = new Set<Promise<unknown>>()
@@ -175,28 +195,80 @@ export const createRateLimiter = (
     })
   }
 
+  /** Runs the call once it is admitted; what it returned or threw, and the provider's answer in it. */
+  const runCall = async <A>(call: (signal: AbortSignal) => Promise<A>, options: CallOptions | undefined) => {
+    const controller = new AbortController()
+    const forward = () => controller.abort(options?.signal?.reason)
+    options?.signal?.addEventListener("abort", forward, { once: true })
+    try {
+      return Either.right<A>(await call(controller.signal))
+    } catch (error) {
+      return Either.left<unknown>(error)
+    } finally {
+      options?.signal?.removeEventListener("abort", forward)
+    }
+  }
+
   const submit = <A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A> =>
     track(withCore(async (limiter) => {
-      const { entry, reservation } = await admit(limiter, meta, options)
-      const controller = new AbortController()
-      const forward = () => controller.abort(options?.signal?.reason)
-      options?.signal?.addEventListener("abort", forward, { once: true })
-      let result: A
-      try {
-        result = await call(controller.signal)
-      } catch (error) {
-        await settle(limiter, entry, reservation.id, Either.right(undefined))
-        throw error
-      } finally {
-        options?.signal?.removeEventListener("abort", forward)
+      let retries: Schedule.ScheduleDriver<unknown, unknown> | undefined
+      for (;;) {
+        const { entry, reservation } = await admit(limiter, meta, options)
+        const outcome = await runCall(call, options)
+        const answer = limiter.provider === undefined ? undefined : await providerAnswer(Either.merge(outcome))
+        const refused = answer === undefined ? undefined : await run(limiter.learn(entry, answer))
+        if (refused !== undefined) {
+          // The provider counted the refused attempt: it keeps its charge.
+          await settle(limiter, entry, reservation.id, Either.right(undefined))
+          retries ??= runtime.runSync(Schedule.driver(limiter.retrySchedule))
+          const again = await run(Effect.either(retries.next(refused)))
+          if (Either.isRight(again)) continue
+        } else {
+          const usage = Either.isRight(outcome)
+            ? await usageOf(limiter, meta.bucket, outcome.right, options)
+            : Either.right(undefined)
+          await settle(limiter, entry, reservation.id, usage)
+        }
+        if (Either.isLeft(outcome)) throw outcome.left
+        return outcome.right
       }
-      const usage = Either.try({
-        try: () => options?.actualUsage?.(result),
-        catch: (error) => new InvalidUsage({ bucket: meta.bucket, issues: [`actualUsage threw: ${String(error)}`] })
-      })
-      await settle(limiter, entry, reservation.id, usage)
-      return result
     }))
+
+  /** The usage to settle with: the caller's `actualUsage`, else the provider's reading of a JSON response. */
+  const usageOf = async <A>(limiter: Limiter.Limiter, bucket: string, result: A, options: PromiseSubmitOptions<A> | undefined) => {
+    if (options?.actualUsage !== undefined) {
+      const actualUsage = options.actualUsage
+      return Either.try({
+        try: () => actualUsage(result),
+        catch: (error) => new InvalidUsage({ bucket, issues: [`actualUsage threw: ${String(error)}`] })
+      })
+    }
+    const provider = limiter.provider
+    if (provider === undefined || !(result instanceof Response) || !result.ok) return Either.right(undefined)
+    if (!(result.headers.get("content-type") ?? "").includes("application/json")) return Either.right(undefined)
+    const body = await result.clone().json().catch(() => undefined)
+    const usage = provider.usageOf(body)
+    const entry = limiter.entry(bucket)
+    return Either.right(usage === undefined || Either.isLeft(entry) ? undefined : limitedTo(entry.right, usage))
+  }
+
+  const fetch: typeof globalThis.fetch = async (input, init) => {
+    const limiter = core ?? await ready
+    const provider = limiter.provider
+    if (provider === undefined) throw new TypeError("limiter.fetch needs a provider in the configuration")
+    const request = typeof init?.body === "string" ? parseJson(init.body) : undefined
+    const model = typeof request === "object" && request !== null && "model" in request ? String(request.model) : undefined
+    if (model === undefined) throw new TypeError("limiter.fetch needs a JSON request body with a model")
+    const usage = provider.chargeOf(request, model)
+    if (Either.isLeft(usage)) throw usage.left
+    const bucket = bucketOf?.(model) ?? provider.family(model)
+    const entry = limiter.entry(bucket)
+    if (Either.isLeft(entry)) throw entry.left
+    return submit({ bucket, usage: limitedTo(entry.right, usage.right) }, (signal) =>
+      globalThis.fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal }), {
+      ...(init?.signal ? { signal: init.signal } : {})
+    })
+  }
 
   const reserve = (meta: Meta, options?: CallOptions): Promise<PromisePermit> =>
     withCore(async (limiter) => {
@@ -233,5 +305,33 @@ export const createRateLimiter = (
     await runtime.dispose()
   }
 
-  return { submit, reserve, status, close }
+  return { submit, fetch, reserve, status, close }
+}
+
+/** A provider's usage names every metric it limits; a bucket takes the ones it has quotas for. */
+const limitedTo = (entry: Limiter.Entry, usage: Quota.Usage): Quota.Usage => {
+  const limited = new Set(entry.bucket.quotas.map((q) => q.metric))
+  return Object.fromEntries(Object.entries(usage).filter(([metric]) => limited.has(metric)))
+}
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** The provider's answer in what a call returned or threw: a fetch `Response`, or an SDK error with `status`. */
+const providerAnswer = async (value: unknown): Promise<Limiter.ProviderResponse | undefined> => {
+  if (value instanceof Response) {
+    const body = value.ok ? undefined : await value.clone().text().then(parseJson, () => undefined)
+    return { status: value.status, headers: value.headers, body }
+  }
+  if (typeof value !== "object" || value === null || !("status" in value) || typeof value.status !== "number") return undefined
+  const headers = "headers" in value && (value.headers instanceof Headers || (typeof value.headers === "object" && value.headers !== null))
+    ? value.headers as Headers | Record<string, string>
+    : {}
+  const body = "error" in value ? { error: value.error } : undefined
+  return { status: value.status, headers, body }
 }

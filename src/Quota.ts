@@ -78,6 +78,7 @@ const BucketSchema = Schema.Struct({
   quotas: Schema.NonEmptyArray(QuotaSchema),
   safetyRatio: Schema.optionalWith(Ratio, { exact: true, default: () => 1 }),
   burstMultiplier: Schema.optionalWith(Multiplier, { exact: true, default: () => 1 }),
+  skew: Schema.optionalWith(Schema.Union(Schema.Literal(0), WindowMs), { exact: true, default: () => 0 }),
   maxQueue: Schema.optionalWith(PositiveInt, { exact: true, default: () => Number.MAX_SAFE_INTEGER })
 })
 
@@ -147,6 +148,12 @@ export interface BucketInput {
   readonly safetyRatio?: number
   /** Token buckets hold this many windows' worth at most (default 1). */
   readonly burstMultiplier?: number
+  /**
+   * How much later than others a call may reach the provider (network jitter; default 0): the bucket keeps
+   * this much time clear at the edges of its windows so the provider never sees calls closer together than
+   * they were booked. A few milliseconds suit a provider on a local network.
+   */
+  readonly skew?: Duration.DurationInput | string
   /** At most this many calls wait in the bucket's queue; more fail with `QueueOverflow`. */
   readonly maxQueue?: number
 }
@@ -247,6 +254,8 @@ export interface Bucket {
   readonly quotas: ReadonlyArray<Quota>
   readonly safetyRatio: number
   readonly burstMultiplier: number
+  /** Milliseconds kept clear at window edges for calls that reach the provider late. */
+  readonly skew: number
   readonly maxQueue: number
 }
 
@@ -331,6 +340,7 @@ const toBucket = (name: string, bucket: typeof BucketSchema.Type): Bucket => ({
   })),
   safetyRatio: bucket.safetyRatio,
   burstMultiplier: bucket.burstMultiplier,
+  skew: bucket.skew,
   maxQueue: bucket.maxQueue
 })
 

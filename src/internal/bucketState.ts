@@ -32,7 +32,7 @@ export class BucketState {
   private nextId = 1
 
   constructor(readonly bucket: Bucket) {
-    this.meters = bucket.quotas.map((q) => makeMeter(q, bucket.safetyRatio, bucket.burstMultiplier))
+    this.meters = bucket.quotas.map((q) => makeMeter(q, bucket.safetyRatio, bucket.burstMultiplier, bucket.skew))
   }
 
   /** Earliest time at or after `from` at which every quota takes its amount. */

@@ -81,10 +81,10 @@ class TokenBucket implements Meter {
   private charged = 0
   private lastChargeAt = -Infinity
 
-  constructor(limit: number, windowMs: number, burstMultiplier: number) {
+  constructor(limit: number, windowMs: number, burstMultiplier: number, skew: number) {
     this.capacity = Math.max(1, Math.floor(limit * burstMultiplier))
     this.interval = windowMs / limit
-    this.tolerance = this.capacity * this.interval
+    this.tolerance = this.capacity * this.interval - skew
   }
 
   /** Adds `hold.amount` to the bucket at `at` and stamps the hold with its epoch. */
@@ -373,14 +373,19 @@ class Concurrency implements Meter {
   }
 }
 
-/** The meter for a quota, at the bucket's safety ratio and burst multiplier. */
-export const makeMeter = (quota: Quota, safetyRatio: number, burstMultiplier: number): Meter => {
+/**
+ * The meter for a quota, at the bucket's safety ratio and burst multiplier. `skew` is how much later than
+ * others a call may reach the provider (network jitter): a token bucket keeps that much refill in hand and a
+ * sliding window counts each entry that much longer, so the provider never sees two calls closer together
+ * than they were booked.
+ */
+export const makeMeter = (quota: Quota, safetyRatio: number, burstMultiplier: number, skew: number): Meter => {
   const limit = effectiveLimit(quota, safetyRatio)
   switch (quota.algorithm) {
     case "token-bucket":
-      return new TokenBucket(limit, quota.windowMs, burstMultiplier)
+      return new TokenBucket(limit, quota.windowMs, burstMultiplier, skew)
     case "sliding-window":
-      return new SlidingWindow(limit, quota.windowMs)
+      return new SlidingWindow(limit, quota.windowMs + skew)
     case "fixed-window":
       return new FixedWindow(limit, quota.windowMs)
     case "concurrency":

@@ -14,6 +14,7 @@ const bucketOf = (name: string, ...quotas: ReadonlyArray<Quota>): Bucket => ({
   quotas,
   safetyRatio: 1,
   burstMultiplier: 1,
+  skew: 0,
   maxQueue: 1000
 })
 

@@ -20,6 +20,7 @@ const bucketOf = (name: string): Bucket => ({
   ],
   safetyRatio: 1,
   burstMultiplier: 1,
+  skew: 0,
   maxQueue: 1000
 })
 

@@ -15,17 +15,18 @@ import { redisServer } from "../support/redisServer.js"
 
 const TOLERANCE = 1e-6
 
-const bucketOf = (name: string, quotas: ReadonlyArray<Quota>, safetyRatio = 1, burstMultiplier = 1): Bucket => ({
+const bucketOf = (name: string, quotas: ReadonlyArray<Quota>, safetyRatio = 1, burstMultiplier = 1, skew = 0): Bucket => ({
   name,
   quotas,
   safetyRatio,
   burstMultiplier,
+  skew,
   maxQueue: 1000
 })
 
 const shapes: ReadonlyArray<Bucket> = [
-  bucketOf("token-bucket", [{ metric: "tokens", limit: 10, windowMs: 300, algorithm: "token-bucket", refunds: true }], 0.9, 1.5),
-  bucketOf("sliding-window", [{ metric: "tokens", limit: 10, windowMs: 300, algorithm: "sliding-window", refunds: true }]),
+  bucketOf("token-bucket", [{ metric: "tokens", limit: 10, windowMs: 300, algorithm: "token-bucket", refunds: true }], 0.9, 1.5, 7),
+  bucketOf("sliding-window", [{ metric: "tokens", limit: 10, windowMs: 300, algorithm: "sliding-window", refunds: true }], 1, 1, 7),
   bucketOf("fixed-window", [{ metric: "tokens", limit: 10, windowMs: 250, algorithm: "fixed-window", refunds: false }]),
   bucketOf("concurrency", [{ metric: "requests", limit: 3, windowMs: 0, algorithm: "concurrency", refunds: true }]),
   bucketOf("multi", [

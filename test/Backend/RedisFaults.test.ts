@@ -15,6 +15,7 @@ const bucket: Bucket = {
   quotas: [{ metric: "requests", limit: 10, windowMs: 60_000, algorithm: "token-bucket", refunds: true }],
   safetyRatio: 1,
   burstMultiplier: 1,
+  skew: 0,
   maxQueue: 1000
 }
 

@@ -10,6 +10,7 @@ const bucketOf = (algorithms: ReadonlyArray<Algorithm>, limits: ReadonlyArray<nu
   quotas: algorithms.map((algorithm, i) => ({ metric: `m${i}`, limit: limits[i], windowMs: WINDOW, algorithm, refunds: true })),
   safetyRatio: 1,
   burstMultiplier: 1,
+  skew: 0,
   maxQueue: Infinity
 })
 

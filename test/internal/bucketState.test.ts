@@ -7,6 +7,7 @@ const bucket = (algorithm: Algorithm, limit = 100): Bucket => ({
   quotas: [{ metric: "tokens", limit, windowMs: 1000, algorithm, refunds: true }],
   safetyRatio: 1,
   burstMultiplier: 1,
+  skew: 0,
   maxQueue: Infinity
 })
 

@@ -5,7 +5,7 @@
  *
  * Calling convention (see `keys.ts` for the keys):
  * - KEYS: state, reservations, expiries, counter, then one key per quota.
- * - ARGV: reservationTtlMs, safetyRatio, burstMultiplier, n (quotas), then per quota: metric, limit, windowMs,
+ * - ARGV: reservationTtlMs, safetyRatio, burstMultiplier, skewMs, n (quotas), then per quota: metric, limit, windowMs,
  *   algorithm, refunds ("1" / "0"); then the operation's own arguments from index `OP`.
  *
  * Numbers are stored and returned as `%.17g` strings (exact round trip; a Lua number returned to Redis would be
@@ -36,8 +36,10 @@ local K_STATE, K_RES, K_EXP, K_SEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ttlMs = tonumber(ARGV[1])
 local safety = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
-local nq = tonumber(ARGV[4])
-local OP = 5 + 5 * nq
+-- How much later than others a call may reach the provider: kept clear at the edges of windows.
+local skew = tonumber(ARGV[4])
+local nq = tonumber(ARGV[5])
+local OP = 6 + 5 * nq
 
 local S = {}
 do
@@ -51,7 +53,7 @@ local blockedUntil = num(S['bu'] or '-inf')
 local Q = {}
 local maxWindow = 0
 for i = 1, nq do
-  local b = 4 + (i - 1) * 5
+  local b = 5 + (i - 1) * 5
   local q = {
     metric = ARGV[b + 1], alg = ARGV[b + 4], refunds = ARGV[b + 5] == '1', w = tonumber(ARGV[b + 3]),
     key = KEYS[4 + i], p = tostring(i - 1) .. ':', index = i
@@ -60,7 +62,7 @@ for i = 1, nq do
   if q.alg == 'token-bucket' then
     q.cap = math.max(1, math.floor(limit * burst))
     q.interval = q.w / limit
-    q.tol = q.cap * q.interval
+    q.tol = q.cap * q.interval - skew
     q.tat = num(S[q.p .. 't'] or '-inf')
     q.epoch = tonumber(S[q.p .. 'e'] or '0')
     q.charged = tonumber(S[q.p .. 'g'] or '0')
@@ -71,6 +73,7 @@ for i = 1, nq do
     end
   elseif q.alg == 'sliding-window' then
     q.cap = limit
+    q.w = q.w + skew
     q.total = tonumber(S[q.p .. 'n'] or '0')
   elseif q.alg == 'fixed-window' then
     q.cap = limit

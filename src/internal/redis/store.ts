@@ -127,6 +127,7 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
         String(options.reservationTtlMs),
         String(bucket.safetyRatio),
         String(bucket.burstMultiplier),
+        String(bucket.skew),
         String(bucket.quotas.length),
         ...bucket.quotas.flatMap((q) => [q.metric, String(q.limit), String(q.windowMs), q.algorithm, q.refunds ? "1" : "0"])
       ]
