@@ -8,7 +8,9 @@
  * @since 0.1.0
  */
 import { Cause, Context, Duration, Effect, Either, Exit, Layer, Option, type Scope, Stream } from "effect"
+import type { FileSystem } from "@effect/platform"
 import type { Backend, BackendStatus } from "./Backend.js"
+import * as ConfigFile from "./ConfigFile.js"
 import {
   type BackendUnavailable,
   type ConfigurationError,
@@ -334,6 +336,28 @@ export const make = (config: Quota.LimiterConfig): Effect.Effect<RateLimitedServ
  */
 export const layer = (config: Quota.LimiterConfig): Layer.Layer<RateLimited, ConfigurationError, Backend> =>
   Layer.scoped(RateLimited, make(config))
+
+/**
+ * The service configured from a YAML or JSON file (the path, or `QUOTAFLOW_CONFIG`); a bad file fails the
+ * layer with every problem listed by path.
+ *
+ * @example
+ * ```ts
+ * import { NodeFileSystem } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { MemoryBackendLive, RateLimited } from "quotaflow"
+ *
+ * const LimiterLive = RateLimited.layerFromFile("quotaflow.yaml").pipe(
+ *   Layer.provide(MemoryBackendLive),
+ *   Layer.provide(NodeFileSystem.layer)
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const layerFromFile = (
+  path?: string
+): Layer.Layer<RateLimited, ConfigurationError, Backend | FileSystem.FileSystem> =>
+  Layer.unwrapEffect(Effect.map(ConfigFile.load(path), layer))
 
 /**
  * Runs `effect` under the bucket's quotas: waits in FIFO order until its charge fits, runs it, settles it.

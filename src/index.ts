@@ -8,6 +8,7 @@ import * as RedisBackend from "./Backend/Redis.js"
 
 export * as Backend from "./Backend.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
+export * as ConfigFile from "./ConfigFile.js"
 export type { BreakerOptions, BreakerState } from "./CircuitBreaker.js"
 export * from "./Errors.js"
 export * as Provider from "./Provider.js"
