@@ -5,15 +5,11 @@
  *
  * @since 0.1.0
  */
-import { withOverrides, openaiFamily } from "../internal/provider/family.js"
 import { headerReader, parseOpenAIStyle } from "../internal/provider/headers.js"
-import { chargeOpenAIShape, openaiTokensUsage } from "../internal/provider/openaiShape.js"
 import { tokenQuotas } from "../internal/provider/quotas.js"
-import { retryAdvice } from "../internal/provider/retry.js"
-import * as Tokens from "../internal/provider/tokens.js"
 import type { Charging, LimitWindow, Limits, Provider } from "../Provider.js"
 import type { QuotaInput } from "../Quota.js"
-import { DEFAULT_MAX_TOKENS, MEDIA_TOKENS, type Options } from "./OpenAI.js"
+import { openaiShaped, type Options } from "./OpenAI.js"
 
 /**
  * The Azure OpenAI charging rule.
@@ -89,23 +85,14 @@ const windowOf = (metric: string): LimitWindow | undefined => (metric === "token
  * @since 0.1.0
  */
 export const make = (options: Options = {}): Provider => ({
-  name: "azure-openai",
+  ...openaiShaped("azure-openai", options),
   charging,
-  chargeOf: chargeOpenAIShape("azure-openai", {
-    defaultMaxTokens: options.defaultMaxTokens ?? DEFAULT_MAX_TOKENS,
-    promptTokens: (prompt, model) => Tokens.countPromptTokens(prompt, model, MEDIA_TOKENS),
-    family: openaiFamily
-  }),
-  usageOf: (response) => openaiTokensUsage(response),
-  streamUsage: (chunk) => openaiTokensUsage(chunk),
   parseHeaders: (headers, now) => {
     // `-1` means unknown (the Responses API has sent `limit-tokens: -1` with `reset-tokens: 0`): such a
     // metric is dropped whole, its other values being meaningless too.
     const read = headerReader(headers)
     return parseOpenAIStyle(headers, now, windowOf).filter((limit) => read(`x-ratelimit-limit-${limit.metric}`) !== "-1")
   },
-  retryAfter: (status, headers, body, now) => retryAdvice(status, headers, body, now),
-  family: withOverrides(openaiFamily),
   quotas
 })
 

@@ -152,10 +152,17 @@ export const quotas = (limits: Limits): Array<QuotaInput> => [
  * ```
  * @since 0.1.0
  */
-export const make = (options: Options = {}): Provider => ({
-  name: "openai",
+export const make = (options: Options = {}): Provider => openaiShaped("openai", options)
+
+/**
+ * A provider speaking OpenAI's request and response shapes under another name (Azure builds on it).
+ *
+ * @internal
+ */
+export const openaiShaped = (name: Provider["name"], options: Options): Provider => ({
+  name,
   charging,
-  chargeOf: chargeOpenAIShape("openai", {
+  chargeOf: chargeOpenAIShape(name, {
     defaultMaxTokens: options.defaultMaxTokens ?? DEFAULT_MAX_TOKENS,
     promptTokens: (prompt, model) => Tokens.countPromptTokens(prompt, model, MEDIA_TOKENS),
     family: openaiFamily
