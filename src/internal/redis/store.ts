@@ -97,6 +97,28 @@ export const classify = (error: unknown): RedisFailure => {
   return new RedisFailure({ kind: notSent.some((text) => message.includes(text)) ? "unsent" : "unknown", message })
 }
 
+/**
+ * The promise, or a failure of kind `unknown` once `ms` have passed without an answer. A plain timer rather
+ * than `Effect.timeoutFail`: this runs on every command, and a timer costs no fiber.
+ */
+const bounded = <A>(promise: Promise<A>, ms: number): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new RedisFailure({ kind: "unknown", message: `no answer from Redis within ${ms} ms` })),
+      ms
+    )
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      }
+    )
+  })
+
 const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
 const formatNumber = (n: number): string => (n === Infinity ? "inf" : n === -Infinity ? "-inf" : String(n))
@@ -147,14 +169,10 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
     Effect.tryPromise({
       try: () => {
         const { head, keys } = prepare(bucket)
-        return send(script, keys.length, [...head, ...args])
+        return bounded(send(script, keys.length, [...head, ...args]), options.commandTimeoutMs)
       },
-      catch: classify
+      catch: (error) => (error instanceof RedisFailure ? error : classify(error))
     }).pipe(
-      Effect.timeoutFail({
-        duration: options.commandTimeoutMs,
-        onTimeout: () => new RedisFailure({ kind: "unknown", message: `no answer from Redis within ${options.commandTimeoutMs} ms` })
-      }),
       Effect.flatMap((reply) =>
         Array.isArray(reply) && reply.every((item): item is string => typeof item === "string")
           ? Effect.succeed(reply)
