@@ -108,6 +108,15 @@ describe("RateLimited with a provider", () => {
       assert.strictEqual(yield* Fiber.join(after), 1_000) // one request per second refills
     })))
 
+  it.effect("a bucket with one quota on a metric takes that metric's report whatever its window", () =>
+    run(Effect.gen(function*() {
+      // OpenAI reports per minute; this bucket runs a scaled window of 2 seconds on requests.
+      const crowded: Answer = { status: 200, headers: { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "2" } }
+      const provider = yield* scripted([crowded])
+      yield* RateLimited.submit({ bucket: "scaled" }, provider.call, { response })
+      assert.strictEqual((yield* RateLimited.status("scaled")).quotas[0].used, 8)
+    }), { buckets: { scaled: { quotas: [{ metric: "requests", limit: 10, window: "2 seconds" }] } } }))
+
   it.effect("repeated refusals open the circuit: later calls fail fast with CircuitOpen", () =>
     run(Effect.gen(function*() {
       const provider = yield* scripted([tooMany(1)])

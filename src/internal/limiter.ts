@@ -156,8 +156,10 @@ export class Limiter {
       const now = yield* Clock.currentTimeMillis
       const reported = provider.parseHeaders(response.headers, now)
       const used = entry.bucket.quotas.map((quota) => {
+        // One quota on a metric takes that metric's report; several (per minute and per day) go by window.
+        const alone = entry.bucket.quotas.filter((q) => q.metric === quota.metric).length === 1
         const report = reported.find((r) =>
-          r.metric === quota.metric && (r.window === undefined || WINDOW_MS[r.window] === quota.windowMs)
+          r.metric === quota.metric && (alone || r.window === undefined || WINDOW_MS[r.window] === quota.windowMs)
         )
         if (report?.limit === undefined || report.remaining === undefined) return undefined
         // A rounded remainder may hide up to half its precision of usage: assume the worse half.
