@@ -78,6 +78,11 @@ export interface BackendStatus {
  * @since 0.1.0
  */
 export interface BackendService {
+  /**
+   * For a backend shared with other processes: how often a caller waiting for capacity asks again, since
+   * capacity that another process frees wakes nobody in this one. Absent for a backend only this process uses.
+   */
+  readonly pollMs?: number
   /** Books `charge` at the earliest time it fits, or answers how long that is when it is beyond `maxWaitMs`. */
   readonly reserve: (
     bucket: Bucket,

@@ -125,6 +125,13 @@ describe("RateLimited", () => {
       assert.strictEqual(status.open, 0)
     })))
 
+  it.effect("maxWait 0 admits a call that fits now and refuses one that does not", () =>
+    run(Effect.gen(function*() {
+      assert.strictEqual(yield* RateLimited.submit({ bucket: "tokens", usage: { tokens: 1000 } }, Effect.succeed("in"), { maxWait: 0 }), "in")
+      const error = yield* Effect.flip(RateLimited.submit({ bucket: "tokens", usage: { tokens: 1 } }, Effect.void, { maxWait: 0 }))
+      assert.strictEqual(error._tag, "CapacityExceeded")
+    })))
+
   it.effect("maxQueue refuses the call that would overflow the queue", () =>
     run(Effect.gen(function*() {
       yield* RateLimited.submit({ bucket: "small" }, Effect.void)

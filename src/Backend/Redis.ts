@@ -99,6 +99,11 @@ export interface RedisBackendOptions {
   readonly commandTimeout?: Duration.DurationInput
   /** The longest wait for the connection at start (default 2 seconds). */
   readonly connectTimeout?: Duration.DurationInput
+  /**
+   * How often a caller waiting for capacity asks Redis again (default 50 ms): capacity that another process
+   * frees (a settle, a release, an expired orphan) reaches this one's waiters within this time.
+   */
+  readonly pollInterval?: Duration.DurationInput
 }
 
 /**
@@ -143,6 +148,7 @@ interface Settings {
   readonly connectTimeoutMs: number
   readonly policy: UnavailablePolicy
   readonly localShare: number
+  readonly pollMs: number
   readonly schedule: Schedule.Schedule<unknown, RedisFailure>
 }
 
@@ -158,6 +164,7 @@ const settingsOf = (options: RedisBackendOptions): Settings => {
     connectTimeoutMs: Math.max(1, millis(options.connectTimeout ?? "2 seconds")),
     policy: options.onUnavailable ?? "fail-closed",
     localShare: options.localShare ?? 1,
+    pollMs: Math.max(1, millis(options.pollInterval ?? "50 millis")),
     schedule: Schedule.exponential(retry.base ?? "20 millis", retry.factor ?? 2).pipe(
       Schedule.jittered,
       Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
@@ -375,6 +382,7 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
       })
 
     return Backend.of({
+      pollMs: settings.pollMs,
       reserve: (bucket, charge, maxWaitMs) =>
         reserveInRedis(bucket, charge, maxWaitMs).pipe(
           Effect.matchEffect({

@@ -107,7 +107,8 @@ export class BucketQueue {
         this.deadlines.pop()
         continue
       }
-      if (next.deadline > now) return next.deadline
+      // A deadline of exactly now still gets its one look at the backend (maxWait: 0 means "only if it fits now").
+      if (next.deadline >= now) return next.deadline
       this.deadlines.pop()
       this.unlink(next)
       next.onFail(new CapacityExceeded({ bucket: this.bucket.name, reason: "max-wait", retryAfterMs: 0 }))
@@ -136,7 +137,8 @@ export class BucketQueue {
         this.unlink(head)
         head.onAdmit(result.right.reservation)
       } else {
-        return Math.min(result.right.retryAfterMs, nextDeadline - now)
+        // A backend shared with other processes is asked again every pollMs: capacity they free wakes nobody here.
+        return Math.min(result.right.retryAfterMs, nextDeadline - now, this.backend.pollMs ?? Infinity)
       }
     }
   })
