@@ -107,6 +107,8 @@ export interface BackendService {
     used: ReadonlyArray<number | undefined>,
     blockForMs: number
   ) => Effect.Effect<void, BackendUnavailable>
+  /** Drops a bucket's state (a model no longer tracked); a backend whose state expires on its own may omit it. */
+  readonly forget?: (bucket: Bucket) => Effect.Effect<void>
   /** The bucket's state, and how long a charge of `demand` would wait. */
   readonly status: (bucket: Bucket, demand: ReadonlyArray<number>) => Effect.Effect<BackendStatus, BackendUnavailable>
 }

@@ -102,7 +102,18 @@ const BucketsSchema = Schema.Struct({
   buckets: Schema.optionalWith(Schema.Record({ key: Schema.String, value: BucketSchema }), { exact: true, default: () => ({}) }),
   provider: Schema.optionalWith(ProviderNameSchema, { exact: true }),
   retry: Schema.optionalWith(RetrySchema, { exact: true, default: () => ({ maxAttempts: 4, baseDelay: 500, maxDelay: 60_000 }) }),
-  breaker: Schema.optionalWith(BreakerSchema, { exact: true })
+  breaker: Schema.optionalWith(BreakerSchema, { exact: true }),
+  mode: Schema.optionalWith(Schema.Literal("basic", "intelligent").annotations({ message: expected(`"basic" or "intelligent"`) }), {
+    exact: true,
+    default: () => "intelligent" as const
+  }),
+  basic: Schema.optionalWith(
+    Schema.Struct({
+      maxModels: Schema.optionalWith(PositiveInt, { exact: true, default: () => 1000 }),
+      idleAfter: Schema.optionalWith(WindowMs, { exact: true, default: () => 3_600_000 })
+    }),
+    { exact: true, default: () => ({ maxModels: 1000, idleAfter: 3_600_000 }) }
+  )
 })
 
 /**
@@ -176,6 +187,14 @@ export interface LimiterConfig {
   readonly provider?: ProviderName
   /** Retries of calls the provider refused with a retryable status (429, 529, 503). */
   readonly retry?: RetryInput
+  /**
+   * `intelligent` (default): calls are admitted against the buckets' quotas. `basic`: no quotas are needed;
+   * any bucket name is accepted, and each (a model, say) only waits out what its provider said: a 429's retry
+   * hint or a limit its headers report exhausted until its reset.
+   */
+  readonly mode?: "basic" | "intelligent"
+  /** Memory bounds of `basic` mode: at most `maxModels` buckets (least recently used go first), and buckets idle for `idleAfter` are dropped. */
+  readonly basic?: { readonly maxModels?: number; readonly idleAfter?: Duration.DurationInput | string }
   /** Circuit breaking per bucket; off unless given. */
   readonly breaker?: {
     readonly failureThreshold?: number
@@ -229,6 +248,8 @@ export interface Settings {
   readonly provider: ProviderName | undefined
   readonly retry: { readonly maxAttempts: number; readonly baseDelay: number; readonly maxDelay: number }
   readonly breaker: { readonly failureThreshold: number; readonly failureWindow: number; readonly openFor: number } | undefined
+  readonly mode: "basic" | "intelligent"
+  readonly basic: { readonly maxModels: number; readonly idleAfter: number }
 }
 
 /**
@@ -325,7 +346,14 @@ export const decodeSettings = (input: unknown): Effect.Effect<Settings, Configur
       }
       return issues.length > 0
         ? Effect.fail(new ConfigurationError({ issues }))
-        : Effect.succeed({ buckets, provider: config.provider, retry: config.retry, breaker: config.breaker })
+        : Effect.succeed({
+          buckets,
+          provider: config.provider,
+          retry: config.retry,
+          breaker: config.breaker,
+          mode: config.mode,
+          basic: config.basic
+        })
     }
   })
 

@@ -56,6 +56,7 @@ export const make: Effect.Effect<BackendService> = Effect.sync(() => {
       ),
     observe: (bucket, used, blockForMs) =>
       Effect.map(Clock.currentTimeMillis, (now) => stateOf(bucket).observe(used, now + blockForMs, now)),
+    forget: (bucket) => Effect.sync(() => states.delete(bucket.name)),
     status: (bucket, demand) => Effect.map(Clock.currentTimeMillis, (now) => stateOf(bucket).status(now, demand))
   })
 })

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Clock, Context, Duration, Effect, Either, Layer, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, Either, FiberMap, Layer, Schedule } from "effect"
 import { Backend, type BackendService, type BackendStatus, type Reservation } from "../Backend.js"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import { type BackendUnavailable, CapacityExceeded, type InvalidUsage, QueueOverflow, type ReservationNotFound, UnknownBucket } from "../Errors.js"
@@ -18,7 +18,14 @@ export interface Entry {
   readonly bucket: Quota.Bucket
   readonly queue: BucketQueue
   readonly capacities: ReadonlyArray<number>
+  /** Made on first use in basic mode, and dropped again when idle or least recently used. */
+  readonly dynamic: boolean
+  /** Used since the idle sweeper last looked. */
+  used: boolean
 }
+
+/** Starts (or, with `Effect.void`, stops) the driver of the bucket of that name. */
+export type RunDriver = (name: string, driver: Effect.Effect<void>) => unknown
 
 export interface Admission {
   readonly entry: Entry
@@ -58,17 +65,56 @@ export class Limiter {
   constructor(
     readonly settings: Quota.Settings,
     readonly backend: BackendService,
-    readonly breaker: CircuitBreaker.CircuitBreakerService | undefined
+    readonly breaker: CircuitBreaker.CircuitBreakerService | undefined,
+    private readonly runDriver: RunDriver
   ) {
     this.provider = settings.provider === undefined ? undefined : Either.getOrUndefined(Provider.get(settings.provider))
-    for (const bucket of settings.buckets.values()) {
-      this.entries.set(bucket.name, {
-        bucket,
-        queue: new BucketQueue(bucket, backend),
-        capacities: bucket.quotas.map((q) => capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier))
-      })
-    }
+    for (const bucket of settings.buckets.values()) this.add(bucket, false)
   }
+
+  private add(bucket: Quota.Bucket, dynamic: boolean): Entry {
+    const entry: Entry = {
+      bucket,
+      queue: new BucketQueue(bucket, this.backend),
+      capacities: bucket.quotas.map((q) => capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier)),
+      dynamic,
+      used: true
+    }
+    this.entries.set(bucket.name, entry)
+    this.runDriver(bucket.name, entry.queue.run)
+    return entry
+  }
+
+  /** Stops tracking a basic-mode bucket: its driver ends and its state is dropped. */
+  private drop(entry: Entry): void {
+    this.entries.delete(entry.bucket.name)
+    this.runDriver(entry.bucket.name, Effect.void)
+    if (this.backend.forget !== undefined) Effect.runFork(this.backend.forget(entry.bucket))
+  }
+
+  /** A basic-mode bucket: no quotas, so it admits at once unless the provider said to wait. */
+  private addBasic(name: string): Entry {
+    const entry = this.add({ name, quotas: [], safetyRatio: 1, burstMultiplier: 1, skew: 0, maxQueue: Number.MAX_SAFE_INTEGER }, true)
+    let dynamic = 0
+    for (const other of this.entries.values()) if (other.dynamic) dynamic++
+    // Least recently used first: the map keeps entries in the order they were last used.
+    for (const other of this.entries.values()) {
+      if (dynamic <= this.settings.basic.maxModels) break
+      if (other.dynamic && other !== entry && other.queue.length === 0) {
+        this.drop(other)
+        dynamic--
+      }
+    }
+    return entry
+  }
+
+  /** Drops the basic-mode buckets nobody used since the last sweep; run every `idleAfter`. */
+  readonly sweep: Effect.Effect<void> = Effect.sync(() => {
+    for (const entry of [...this.entries.values()]) {
+      if (entry.dynamic && !entry.used && entry.queue.length === 0) this.drop(entry)
+      entry.used = false
+    }
+  })
 
   get queues(): ReadonlyArray<BucketQueue> {
     return [...this.entries.values()].map((entry) => entry.queue)
@@ -76,7 +122,17 @@ export class Limiter {
 
   entry(name: string): Either.Either<Entry, UnknownBucket> {
     const entry = this.entries.get(name)
-    return entry === undefined ? Either.left(new UnknownBucket({ bucket: name, known: [...this.entries.keys()] })) : Either.right(entry)
+    if (entry === undefined) {
+      return this.settings.mode === "basic"
+        ? Either.right(this.addBasic(name))
+        : Either.left(new UnknownBucket({ bucket: name, known: [...this.entries.keys()] }))
+    }
+    entry.used = true
+    if (entry.dynamic) {
+      this.entries.delete(name)
+      this.entries.set(name, entry)
+    }
+    return Either.right(entry)
   }
 
   /** The charge of a usage, or why it can never be admitted. */
@@ -167,7 +223,12 @@ export class Limiter {
       })
       const advice = response.status >= 400 ? provider.retryAfter(response.status, response.headers, response.body, now) : undefined
       const refused = advice !== undefined && advice.retry && (advice.kind === "rate-limited" || advice.kind === "overloaded")
-      const blockForMs = refused ? advice.delayMs ?? 0 : 0
+      // A limit the bucket has no quota for, reported exhausted, blocks it until its reset (basic mode's state).
+      const exhausted = reported.reduce((until, r) =>
+        r.remaining === 0 && r.resetAt !== undefined && !entry.bucket.quotas.some((q) => q.metric === r.metric)
+          ? Math.max(until, r.resetAt - now)
+          : until, 0)
+      const blockForMs = Math.max(refused ? advice.delayMs ?? 0 : 0, exhausted)
       if (blockForMs > 0 || used.some((u) => u !== undefined)) yield* this.backend.observe(entry.bucket, used, blockForMs)
       if (blockForMs > 0) entry.queue.notify()
       return refused ? new Refused(response, advice) : undefined
@@ -198,8 +259,12 @@ export const make = (config: unknown) =>
   Effect.gen(function*() {
     const settings = yield* Quota.decodeSettings(config)
     const breaker = settings.breaker === undefined ? undefined : yield* CircuitBreaker.make(settings.breaker)
-    const limiter = new Limiter(settings, yield* Backend, breaker)
-    for (const queue of limiter.queues) yield* Effect.forkScoped(queue.run)
+    const drivers = yield* FiberMap.make<string>()
+    const runDriver = yield* FiberMap.runtime(drivers)<never>()
+    const limiter = new Limiter(settings, yield* Backend, breaker, runDriver)
+    if (settings.mode === "basic") {
+      yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(settings.basic.idleAfter), limiter.sweep)))
+    }
     yield* Effect.addFinalizer(() => Effect.sync(() => limiter.close()))
     return limiter
   })
