@@ -8,7 +8,7 @@ import { Cause, Duration, Effect, Either, Exit, Layer, ManagedRuntime, Schedule 
 import type { Backend, Reservation } from "./Backend.js"
 import * as MemoryBackend from "./Backend/Memory.js"
 import * as RedisBackend from "./Backend/Redis.js"
-import { type BackendUnavailable, type ConfigurationError, InvalidUsage, ReservationNotFound } from "./Errors.js"
+import { type BackendUnavailable, InvalidUsage, ReservationNotFound } from "./Errors.js"
 import type { Waiter } from "./internal/bucketQueue.js"
 import * as Limiter from "./internal/limiter.js"
 import * as Quota from "./Quota.js"
@@ -122,7 +122,7 @@ const maxWaitMs = (options: CallOptions | undefined): number =>
 export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
   const { backend: backendConfig, bucketOf, ...limiterConfig } = config
   const decoded = Effect.runSync(Effect.either(Quota.decodeSettings(limiterConfig)))
-  if (Either.isLeft(decoded)) throw decoded.left as ConfigurationError
+  if (Either.isLeft(decoded)) throw decoded.left
   const backend: Layer.Layer<Backend, BackendUnavailable> = backendConfig === undefined
     ? MemoryBackend.layer
     : RedisBackend.layer({
@@ -131,7 +131,12 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
     })
   const runtime = ManagedRuntime.make(Limiter.layer(limiterConfig).pipe(Layer.provide(backend)))
   let core: Limiter.Limiter | undefined
-  const ready: Promise<Limiter.Limiter> = runtime.runPromise(Limiter.LimiterCore).then((limiter) => (core = limiter))
+  const ready: Promise<Limiter.Limiter> = runtime.runPromiseExit(Limiter.LimiterCore).then((exit) =>
+    Exit.isSuccess(exit) ? (core = exit.value) : Promise.reject(squash(exit.cause))
+  )
+  // A runtime that cannot start (Redis unreachable under fail-closed) rejects every call; until one is made,
+  // nobody listens, and an unheard rejection would end the process.
+  ready.catch(() => undefined)
   const running = new Set<Promise<unknown>>()
   let closed = false
 
@@ -195,7 +200,7 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
     })
   }
 
-  /** Runs the call once it is admitted; what it returned or threw, and the provider's answer in it. */
+  /** Runs the call once it is admitted, with a signal that follows the caller's: what it returned, or what it threw. */
   const runCall = async <A>(call: (signal: AbortSignal) => Promise<A>, options: CallOptions | undefined) => {
     const controller = new AbortController()
     const forward = () => controller.abort(options?.signal?.reason)

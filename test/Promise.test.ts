@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest"
-import { CapacityExceeded, ConfigurationError, createRateLimiter, QueueOverflow, ReservationNotFound, UnknownBucket } from "../src/index.js"
+import { BackendUnavailable, CapacityExceeded, ConfigurationError, createRateLimiter, QueueOverflow, ReservationNotFound, UnknownBucket } from "../src/index.js"
 import type { RateLimiter } from "../src/index.js"
 
 // One token an hour: the first call takes it, every later one has to wait, so nothing here depends on timing.
@@ -101,6 +101,13 @@ describe("createRateLimiter", () => {
     await expect(permit.settle({ tokens: 100 })).rejects.toBeInstanceOf(ReservationNotFound)
     await expect(permit.release()).rejects.toBeInstanceOf(ReservationNotFound)
     expect((await limiter.status("tokens")).open).toBe(0)
+  })
+
+  it("a Redis backend that cannot be reached fails calls with BackendUnavailable, not the process", async () => {
+    limiter = createRateLimiter({ ...config, backend: { redis: { url: "redis://127.0.0.1:1", connectTimeout: "200 millis" } } })
+    await new Promise((resolve) => setTimeout(resolve, 300)) // the start has failed by now, with nobody listening
+    const error = await limiter.submit({ bucket: "tokens" }, async () => 1).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(BackendUnavailable)
   })
 
   it("close rejects waiting calls and lets running ones finish", async () => {
