@@ -17,6 +17,7 @@ import type { CliApp } from "@effect/cli"
 import { Console, Data, Effect, Option } from "effect"
 import { readFileSync } from "node:fs"
 import { type DemoOptions, runDemo } from "../demo/Demo.js"
+import { maxProcs, runMultiProcessDemo } from "../demo/MultiProcess.js"
 import { makeProgressView, renderHeader, renderSummary, styleFor } from "../demo/Render.js"
 import type { EmulatorConfigInput } from "../emulator/Config.js"
 import * as Emulator from "../emulator/Emulator.js"
@@ -193,11 +194,43 @@ const demoOptions = {
         "(calls sent in a burst arrive spread out). Default 200 for token-bucket, 300 for sliding-window; 0 to see what happens without."
     ),
     Options.optional
+  ),
+  procs: positiveInteger("procs").pipe(
+    Options.withDefault(1),
+    Options.withDescription(
+      `Number of worker processes sharing one quota through Redis, each sending its share of the workload (default 1, at most ${maxProcs}). ` +
+        "Above 1 without --redis, a throwaway redis-server is started on a free loopback port and stopped at the end (needs redis-server installed)."
+    )
+  ),
+  redis: Options.text("redis").pipe(
+    Options.withDescription(
+      "Keep the limiter's state in the Redis at this URL (redis://[user:password@]host:port[/db] or rediss://...) instead of in memory; " +
+        "each run uses a namespace of its own. With --procs 1, runs the single-process demo on the Redis backend."
+    ),
+    Options.optional
   )
+}
+
+/** The `--redis` URL, if it is one. */
+const redisUrlOf = (text: string): string | undefined => {
+  try {
+    const url = new URL(text)
+    return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "" ? text : undefined
+  } catch {
+    return undefined
+  }
 }
 
 const demo = Command.make("demo", demoOptions, (flags) =>
   Effect.gen(function*() {
+    const redisUrl = Option.isSome(flags.redis) ? redisUrlOf(flags.redis.value) : undefined
+    if (Option.isSome(flags.redis) && redisUrl === undefined) {
+      return yield* new UsageError({ message: `--redis must be a redis:// or rediss:// URL with a host, got "${flags.redis.value}"` })
+    }
+    if (flags.procs > maxProcs) return yield* new UsageError({ message: `--procs must be at most ${maxProcs}, got ${flags.procs}` })
+    if (flags.procs > flags.calls) {
+      return yield* new UsageError({ message: `--procs (${flags.procs}) must be at most --calls (${flags.calls}): every process needs a call` })
+    }
     const out = process.stdout
     const textStyle = styleFor(out)
     const view = makeProgressView(out, { style: textStyle })
@@ -211,7 +244,10 @@ const demo = Command.make("demo", demoOptions, (flags) =>
       onStart: (info) => Effect.sync(() => out.write(renderHeader(info, textStyle))),
       onProgress: view.update
     }
-    const summary = yield* runDemo(options).pipe(
+    const running = flags.procs > 1
+      ? runMultiProcessDemo({ ...options, procs: flags.procs, ...(redisUrl === undefined ? {} : { redisUrl }) })
+      : runDemo(redisUrl === undefined ? options : { ...options, redis: { url: redisUrl } })
+    const summary = yield* running.pipe(
       Effect.ensuring(view.finish),
       Effect.onInterrupt(() => Console.log("\n  Interrupted.")),
       Effect.mapError((e) => (e.reason === "invalid-options" ? new UsageError({ message: e.message }) : new RunError({ message: e.message })))
@@ -220,7 +256,8 @@ const demo = Command.make("demo", demoOptions, (flags) =>
   })
 ).pipe(
   Command.withDescription(
-    "Push a few hundred chat calls through quotaflow to an in-process emulator and report how close to the limits it ran."
+    "Push a few hundred chat calls through quotaflow to an in-process emulator and report how close to the limits it ran " +
+      "(in one process on the memory backend, or with --procs and --redis in several processes sharing one quota through Redis)."
   )
 )
 

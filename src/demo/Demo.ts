@@ -1,6 +1,6 @@
 /**
  * The end-to-end demo: a provider emulator on a loopback port, a few hundred chat calls sent to it over real
- * HTTP through quotaflow's limiter (memory backend), and a summary of how close the run came to the fastest
+ * HTTP through quotaflow's limiter (memory backend, or Redis with `redis`), and a summary of how close the run came to the fastest
  * the quotas allow, with the emulator's own count of 429s and quota violations.
  *
  * Rendering is not done here: `runDemo` reports progress through a callback and returns a `DemoSummary`
@@ -15,12 +15,11 @@
  * console.log(summary.efficiency, summary.rejected429.emulator, summary.violations)
  * ```
  */
-import { Clock, Data, Effect, Either, Fiber, Schedule, Schema } from "effect"
+import { Clock, Effect, Fiber, Layer, Schedule, Schema } from "effect"
 import * as Emulator from "../emulator/Emulator.js"
-import { MemoryBackendLive, RateLimited } from "../index.js"
+import { MemoryBackendLive, RateLimited, RedisBackendLive } from "../index.js"
+import { DemoError, endpointOf, limiterProgress, makeCounters, runCalls } from "./Calls.js"
 import {
-  bucketName,
-  chargeOf,
   type DemoAlgorithm,
   type DemoLimits,
   type DemoMetric,
@@ -28,12 +27,13 @@ import {
   defaultSkewMs,
   defaultLimits,
   emulatorConfig,
-  finalChargeOf,
   limiterConfig,
   metricsOf,
   minimumMs
 } from "./Scenario.js"
-import { type ChatCall, makeWorkload, maxTokensChoices } from "./Workload.js"
+import { makeWorkload, maxTokensChoices } from "./Workload.js"
+
+export { type CallCounters, DemoError, endpointOf, limiterProgress, makeCounters, runCalls } from "./Calls.js"
 
 /**
  * What to run; every field has a default.
@@ -61,6 +61,11 @@ export interface DemoOptions {
    * (default `defaultSkewMs(algorithm)`, at most a tenth of the window; see `Scenario.limiterConfig`).
    */
   readonly skewMs?: number
+  /**
+   * Keep the limiter's state in Redis at `url` under `namespace` (default: a namespace of its own for this
+   * run) instead of in memory.
+   */
+  readonly redis?: { readonly url: string; readonly namespace?: string }
   /** Called once the emulator listens, before the first call. */
   readonly onStart?: (info: DemoStart) => Effect.Effect<void>
   /** Called every `progressIntervalMs` while the calls run, and once at the end. */
@@ -99,7 +104,26 @@ export interface ResolvedDemoOptions {
 export interface DemoStart {
   readonly url: string
   readonly options: ResolvedDemoOptions
+  readonly backend: DemoBackend
 }
+
+/**
+ * Where the limiter keeps its state and how many processes share it.
+ *
+ * @example
+ * ```ts
+ * const backend: DemoBackend = { kind: "redis", url: "redis://127.0.0.1:6379", processes: 4 }
+ * ```
+ */
+export interface DemoBackend {
+  readonly kind: "memory" | "redis"
+  /** The Redis URL (Redis only). */
+  readonly url?: string
+  readonly processes: number
+}
+
+/** The in-memory backend of a single process. */
+export const memoryBackend: DemoBackend = { kind: "memory", processes: 1 }
 
 /**
  * One quota's state in a progress report: `used` is what currently counts against the quota as the limiter
@@ -170,6 +194,7 @@ export interface QuotaSummary {
  */
 export interface DemoSummary {
   readonly options: ResolvedDemoOptions
+  readonly backend: DemoBackend
   /** From the first call submitted to the last response ended. */
   readonly wallMs: number
   /** The binding quota's minimum time (see `Scenario.minimumMs`). */
@@ -187,20 +212,6 @@ export interface DemoSummary {
   readonly waitMs: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly quotas: ReadonlyArray<QuotaSummary>
 }
-
-/**
- * The demo could not run: bad options (`reason: "invalid-options"`), or the emulator or the limiter could not
- * start or be read (`reason: "failed"`).
- *
- * @example
- * ```ts
- * runDemo({ calls: 0 }).pipe(Effect.catchTag("DemoError", (e) => Effect.logError(e.message)))
- * ```
- */
-export class DemoError extends Data.TaggedError("DemoError")<{
-  readonly reason: "invalid-options" | "failed"
-  readonly message: string
-}> {}
 
 /**
  * Fills in the defaults.
@@ -245,7 +256,15 @@ const largestCharge = (style: DemoStyle, metric: DemoMetric): number => {
   }
 }
 
-const validate = (options: ResolvedDemoOptions): ReadonlyArray<string> => {
+/**
+ * What is wrong with resolved options (empty when they can run).
+ *
+ * @example
+ * ```ts
+ * validate(resolveOptions({ calls: 0 })) // ["calls must be a positive integer, got 0"]
+ * ```
+ */
+export const validate = (options: ResolvedDemoOptions): ReadonlyArray<string> => {
   const issues: Array<string> = []
   const positiveInt = (name: string, value: number) => {
     if (!Number.isSafeInteger(value) || value <= 0) issues.push(`${name} must be a positive integer, got ${value}`)
@@ -270,64 +289,87 @@ const validate = (options: ResolvedDemoOptions): ReadonlyArray<string> => {
 const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
 
-const OpenAIResponse = Schema.Struct({
-  usage: Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number })
-})
-const AnthropicResponse = Schema.Struct({
-  usage: Schema.Struct({ input_tokens: Schema.Number, output_tokens: Schema.Number })
-})
-const decodeOpenAI = Schema.decodeUnknownEither(OpenAIResponse)
-const decodeAnthropic = Schema.decodeUnknownEither(AnthropicResponse)
-
-/** The tokens a successful response reports as generated. */
-const generatedTokens = (style: DemoStyle, body: unknown): number | undefined => {
-  if (style === "openai") return Either.getOrUndefined(Either.map(decodeOpenAI(body), (r) => r.usage.completion_tokens))
-  return Either.getOrUndefined(Either.map(decodeAnthropic(body), (r) => r.usage.output_tokens))
-}
-
-const requestBody = (style: DemoStyle, call: ChatCall) => {
-  const messages = [{ role: "user", content: `Request ${call.id}: summarize the attached report in plain words.` }]
-  const common = { max_tokens: call.maxTokens, messages, x_prompt_tokens: call.promptTokens, x_completion_tokens: call.completionTokens }
-  return style === "openai" ? { model: "gpt-4o", ...common } : { model: "claude-sonnet-4-5", ...common }
-}
-
-/** The outcome of one HTTP call. */
-interface CallResult {
-  readonly status: number
-  /** Tokens generated, from the response's usage (200 only). */
-  readonly generated: number | undefined
-}
-
-class CallFailed extends Data.TaggedError("CallFailed")<{ readonly message: string }> {}
-
-const post = (url: string, body: unknown, style: DemoStyle): Effect.Effect<CallResult, CallFailed> =>
-  Effect.tryPromise({
-    try: async (signal) => {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-        signal
-      })
-      const text = await response.text()
-      if (response.status !== 200) return { status: response.status, generated: undefined }
-      const json: unknown = JSON.parse(text)
-      return { status: 200, generated: generatedTokens(style, json) }
-    },
-    catch: (error) => new CallFailed({ message: error instanceof Error ? error.message : String(error) })
-  })
-
 const StatsResponse = Schema.Struct({
   rejected429: Schema.Number,
   violations: Schema.Number,
   peak: Schema.Record({ key: Schema.String, value: Schema.Number })
 })
 
-const fetchStats = (url: string) =>
+/**
+ * The emulator's `GET /stats`.
+ *
+ * @example
+ * ```ts
+ * const stats = yield* fetchStats(emulator.url)
+ * ```
+ */
+export const fetchStats = (url: string) =>
   Effect.tryPromise({
     try: async () => Schema.decodeUnknownSync(StatsResponse)(await (await fetch(`${url}/stats`)).json()),
     catch: (error) => new DemoError({ reason: "failed", message: `could not read the emulator's /stats: ${String(error)}` })
   })
+
+/**
+ * The summary of a run from what its calls counted (summed over every process) and the emulator's stats.
+ *
+ * @example
+ * ```ts
+ * const summary = summarize(options, memoryBackend, { wallMs, ok, failed, rejected429, waits, totals }, stats)
+ * ```
+ */
+export const summarize = (
+  options: ResolvedDemoOptions,
+  backend: DemoBackend,
+  run: {
+    readonly wallMs: number
+    readonly ok: number
+    readonly failed: number
+    readonly rejected429: number
+    readonly waits: ReadonlyArray<number>
+    readonly totals: { readonly [M in DemoMetric]: number }
+  },
+  stats: typeof StatsResponse.Type
+): DemoSummary => {
+  const { algorithm, limits, style, windowMs } = options
+  const wallMs = Math.max(1, run.wallMs)
+  const sorted = [...run.waits].sort((a, b) => a - b)
+  const perQuota = metricsOf(style).flatMap((metric) => {
+    const limit = limits[metric]
+    if (limit === undefined) return []
+    return [{ metric, limit, total: run.totals[metric], minimumMs: minimumMs(algorithm, run.totals[metric], limit, windowMs) }]
+  })
+  const binding = perQuota.reduce((a, b) => (b.minimumMs > a.minimumMs ? b : a), perQuota[0]!)
+  const quotas: ReadonlyArray<QuotaSummary> = perQuota.map((q) => ({
+    ...q,
+    binding: q.metric === binding.metric,
+    peak: stats.peak[q.metric] ?? 0
+  }))
+  return {
+    options,
+    backend,
+    wallMs,
+    minimumMs: binding.minimumMs,
+    bindingMetric: binding.metric,
+    efficiency: binding.minimumMs > 0 ? binding.minimumMs / wallMs : undefined,
+    ok: run.ok,
+    failed: run.failed,
+    rejected429: { emulator: stats.rejected429, responses: run.rejected429 },
+    violations: stats.violations,
+    waitMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? 0 },
+    quotas
+  }
+}
+
+/**
+ * A Redis namespace of its own for one run.
+ *
+ * @example
+ * ```ts
+ * runNamespace() // "quotaflow-demo-4242-lq3k9z-7f3a"
+ * ```
+ */
+export const runNamespace = (): string =>
+  `quotaflow-demo-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`
 
 /**
  * Runs the demo end to end and returns its summary. The emulator and the limiter live only as long as the run.
@@ -349,117 +391,60 @@ export const runDemo = (input: DemoOptions = {}): Effect.Effect<DemoSummary, Dem
     const issues = validate(options)
     if (issues.length > 0) return yield* new DemoError({ reason: "invalid-options", message: `invalid demo options: ${issues.join("; ")}` })
     const { algorithm, skewMs, limits, style, windowMs } = options
-
-    const emulator = yield* Emulator.serve(emulatorConfig(style, algorithm, windowMs, limits), { port: 0 }).pipe(
-      Effect.mapError((error) => new DemoError({ reason: "failed", message: `the emulator could not start: ${error.message}` }))
-    )
-    const limiter = yield* RateLimited.make(limiterConfig(style, algorithm, windowMs, limits, skewMs)).pipe(
-      Effect.mapError((error) => new DemoError({ reason: "invalid-options", message: error.message }))
-    )
-    if (input.onStart) yield* input.onStart({ url: emulator.url, options })
-
-    const endpoint = `${emulator.url}${style === "openai" ? "/v1/chat/completions" : "/v1/messages"}`
-    const workload = makeWorkload(options.calls, options.seed)
-    const waits: Array<number> = []
-    const totals: { [M in DemoMetric]: number } = { requests: 0, tokens: 0, input_tokens: 0, output_tokens: 0 }
-    let done = 0
-    let failed = 0
-    let inFlight = 0
-    let rejected429 = 0
-    const start = yield* Clock.currentTimeMillis
-    let end = start
-
-    const progress = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const status = yield* Effect.orDie(limiter.status(bucketName))
-      const quotas = status.quotas.flatMap((q): Array<QuotaProgress> => {
-        const metric = metricsOf(style).find((m) => m === q.metric)
-        const limit = metric === undefined ? undefined : limits[metric]
-        return metric === undefined || limit === undefined ? [] : [{ metric, used: q.used, limit }]
-      })
-      const report: DemoProgress = {
-        elapsedMs: now - start,
-        total: workload.length,
-        done,
-        failed,
-        inFlight,
-        queued: status.queued,
-        rejected429,
-        quotas
-      }
-      return report
-    })
-    const report = input.onProgress === undefined
-      ? Effect.void
-      : Effect.flatMap(progress, input.onProgress)
-
-    const runCall = (call: ChatCall) =>
-      Effect.gen(function*() {
-        const submitted = yield* Clock.currentTimeMillis
-        const body = requestBody(style, call)
-        const send = Effect.gen(function*() {
-          waits.push((yield* Clock.currentTimeMillis) - submitted)
-          inFlight++
-          return yield* post(endpoint, body, style).pipe(Effect.ensuring(Effect.sync(() => inFlight--)))
-        })
-        const result = yield* limiter.submit({ bucket: bucketName, usage: chargeOf(style, call) }, send, {
-          // Anthropic corrects the output to what was generated; OpenAI keeps its charge (its quotas do not refund).
-          actualUsage: (r) =>
-            style === "anthropic" && r.status === 200 && r.generated !== undefined
-              ? { input_tokens: call.promptTokens, output_tokens: r.generated }
-              : undefined
-        })
-        end = Math.max(end, yield* Clock.currentTimeMillis)
-        if (result.status === 429) rejected429++
-        if (result.status !== 200) {
-          failed++
-          return
-        }
-        done++
-        const final = finalChargeOf(style, call, result.generated ?? call.maxTokens)
-        for (const metric of metricsOf(style)) totals[metric] += final[metric] ?? 0
-      }).pipe(
-        Effect.catchAll(() =>
-          Effect.gen(function*() {
-            end = Math.max(end, yield* Clock.currentTimeMillis)
-            failed++
-          })
-        )
+    const backend: DemoBackend = input.redis === undefined ? memoryBackend : { kind: "redis", url: input.redis.url, processes: 1 }
+    const backendLayer = input.redis === undefined
+      ? MemoryBackendLive
+      : RedisBackendLive({ url: input.redis.url, namespace: input.redis.namespace ?? runNamespace() }).pipe(
+        Layer.mapError((error) => new DemoError({ reason: "failed", message: `Redis at ${input.redis?.url}: ${error.message}` }))
       )
 
-    const ticker = yield* Effect.fork(
-      Effect.repeat(report, Schedule.spaced(`${input.progressIntervalMs ?? 100} millis`))
-    )
-    yield* Effect.forEach(workload, runCall, { concurrency: "unbounded", discard: true })
-    yield* Fiber.interrupt(ticker)
-    yield* report
+    return yield* Effect.gen(function*() {
+      const emulator = yield* Emulator.serve(emulatorConfig(style, algorithm, windowMs, limits), { port: 0 }).pipe(
+        Effect.mapError((error) => new DemoError({ reason: "failed", message: `the emulator could not start: ${error.message}` }))
+      )
+      const limiter = yield* RateLimited.make(limiterConfig(style, algorithm, windowMs, limits, skewMs)).pipe(
+        Effect.mapError((error) => new DemoError({ reason: "invalid-options", message: error.message }))
+      )
+      if (input.onStart) yield* input.onStart({ url: emulator.url, options, backend })
 
-    const stats = yield* fetchStats(emulator.url)
-    const wallMs = Math.max(1, end - start)
-    const sorted = [...waits].sort((a, b) => a - b)
-    const perQuota = metricsOf(style).flatMap((metric) => {
-      const limit = limits[metric]
-      if (limit === undefined) return []
-      return [{ metric, limit, total: totals[metric], minimumMs: minimumMs(algorithm, totals[metric], limit, windowMs) }]
-    })
-    const binding = perQuota.reduce((a, b) => (b.minimumMs > a.minimumMs ? b : a), perQuota[0]!)
-    const quotas: ReadonlyArray<QuotaSummary> = perQuota.map((q) => ({
-      ...q,
-      binding: q.metric === binding.metric,
-      peak: stats.peak[q.metric] ?? 0
-    }))
-    const summary: DemoSummary = {
-      options,
-      wallMs,
-      minimumMs: binding.minimumMs,
-      bindingMetric: binding.metric,
-      efficiency: binding.minimumMs > 0 ? binding.minimumMs / wallMs : undefined,
-      ok: done,
-      failed,
-      rejected429: { emulator: stats.rejected429, responses: rejected429 },
-      violations: stats.violations,
-      waitMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? 0 },
-      quotas
-    }
-    return summary
-  }).pipe(Effect.scoped, Effect.provide(MemoryBackendLive))
+      const workload = makeWorkload(options.calls, options.seed)
+      const counters = makeCounters()
+      const start = yield* Clock.currentTimeMillis
+
+      const progress = Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const { queued, quotas } = yield* limiterProgress(limiter, options)
+        const report: DemoProgress = {
+          elapsedMs: now - start,
+          total: workload.length,
+          done: counters.done,
+          failed: counters.failed,
+          inFlight: counters.inFlight,
+          queued,
+          rejected429: counters.rejected429,
+          quotas
+        }
+        return report
+      })
+      const report = input.onProgress === undefined
+        ? Effect.void
+        : Effect.flatMap(progress, input.onProgress)
+
+      const ticker = yield* Effect.fork(
+        Effect.repeat(report, Schedule.spaced(`${input.progressIntervalMs ?? 100} millis`))
+      )
+      yield* runCalls(limiter, endpointOf(style, emulator.url), style, workload, counters)
+      yield* Fiber.interrupt(ticker)
+      yield* report
+
+      const stats = yield* fetchStats(emulator.url)
+      return summarize(options, backend, {
+        wallMs: Math.max(start, counters.end) - start,
+        ok: counters.done,
+        failed: counters.failed,
+        rejected429: counters.rejected429,
+        waits: counters.waits,
+        totals: counters.totals
+      }, stats)
+    }).pipe(Effect.scoped, Effect.provide(backendLayer))
+  })

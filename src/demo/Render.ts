@@ -20,7 +20,7 @@
  * ```
  */
 import { Effect } from "effect"
-import type { DemoProgress, DemoStart, DemoSummary, ResolvedDemoOptions } from "./Demo.js"
+import type { DemoBackend, DemoProgress, DemoStart, DemoSummary, ResolvedDemoOptions } from "./Demo.js"
 import { type DemoMetric, metricsOf } from "./Scenario.js"
 
 /**
@@ -186,6 +186,30 @@ const metricLabel = (metric: DemoMetric): string => metric.replace("_", " ")
 const algorithmLabel = (options: ResolvedDemoOptions): string =>
   options.algorithm === "token-bucket" ? "token bucket" : "sliding window"
 
+/**
+ * How the limiter runs: `memory backend`, or the Redis backend with its URL and the number of processes.
+ *
+ * @example
+ * ```ts
+ * backendLabel({ kind: "redis", url: "redis://127.0.0.1:6379", processes: 4 }) // "Redis backend (redis://127.0.0.1:6379), 4 processes"
+ * ```
+ */
+export const backendLabel = (backend: DemoBackend): string =>
+  backend.kind === "memory"
+    ? "memory backend"
+    : `Redis backend (${redactUrl(backend.url ?? "")}), ${backend.processes} ${backend.processes === 1 ? "process" : "processes"}`
+
+/** The URL without its password. */
+const redactUrl = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== "") parsed.password = "***"
+    return parsed.toString().replace(/\/$/, "")
+  } catch {
+    return url
+  }
+}
+
 const windowLabel = (windowMs: number): string =>
   windowMs % 1000 === 0 ? `${windowMs / 1000} s` : `${(windowMs / 1000).toFixed(1)} s`
 
@@ -215,7 +239,7 @@ export const renderHeader = (start: DemoStart, style: TextStyle): string => {
     row("emulator", `${start.url}  (a "minute" lasts ${window})`),
     row("limits", `${limits} per ${window}`),
     row("charges", charges),
-    row("limiter", "quotaflow, memory backend, the same quotas"),
+    row("limiter", `quotaflow, ${backendLabel(start.backend)}, the same quotas`),
     options.skewMs === 0 ? "" : row("skew", `${options.skewMs} ms: calls may reach the emulator that much later than booked`),
     "\n"
   ].join("")
@@ -368,7 +392,13 @@ export const renderSummary = (summary: DemoSummary, style: TextStyle): string =>
     ["429s, responses", zero(summary.rejected429.responses)],
     ["Quota violations", `${zero(summary.violations)}  ${style.dim("(emulator's independent audit)")}`],
     ["Wait p50 / p99", `${seconds(summary.waitMs.p50)} / ${seconds(summary.waitMs.p99)}  ${style.dim("(submit to admission)")}`],
-    ["Calls", calls]
+    ["Calls", calls],
+    ...(summary.backend.kind === "memory"
+      ? []
+      : [
+        ["Processes", `${summary.backend.processes}`] as const,
+        ["Backend", `Redis  ${style.dim(`(${redactUrl(summary.backend.url ?? "")})`)}`] as const
+      ])
   ]
   const labelWidth = 24
   const rule = style.dim(`  ${"─".repeat(68)}`)
