@@ -377,7 +377,20 @@ const decodeUsageRecord = Schema.decodeUnknownEither(UsageSchema, { errors: "all
 
 const metricsOf = (bucket: Bucket): ReadonlyArray<string> => [...new Set(bucket.quotas.map((q) => q.metric))]
 
+/** The common case, checked by hand: a record of non-negative integers on the bucket's metrics. */
+const plainUsage = (bucket: Bucket, input: unknown): Usage | undefined => {
+  if (input === undefined) return {}
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return undefined
+  for (const [metric, amount] of Object.entries(input)) {
+    if (!Number.isSafeInteger(amount) || amount < 0 || !bucket.quotas.some((q) => q.metric === metric)) return undefined
+  }
+  return input as Usage
+}
+
 const validUsage = (bucket: Bucket, input: unknown, field: string): Either.Either<Usage, InvalidUsage> => {
+  // Every call passes here: the schema only runs to say what is wrong with a usage the plain check refused.
+  const plain = plainUsage(bucket, input)
+  if (plain !== undefined) return Either.right(plain)
   const decoded = decodeUsageRecord(input ?? {})
   if (Either.isLeft(decoded)) {
     return Either.left(new InvalidUsage({ bucket: bucket.name, issues: formatIssues(decoded.left).map((m) => `${field}.${m}`) }))
