@@ -3,8 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# npm install rather than npm ci: with omit-lockfile-registry-resolved set (as on these machines) the lock has
+# no entries for other platforms' optional packages, and npm ci refuses such a lock.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then
