@@ -230,10 +230,7 @@ export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
     )
 
   const submit = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: SubmitOptions<A, E>) => {
-    const attempts = Effect.retry(attempt(meta, effect, options), {
-      schedule: limiter.retrySchedule,
-      while: (error) => error instanceof Limiter.Refused
-    }).pipe(
+    const attempts = limiter.retryRefused(attempt(meta, effect, options)).pipe(
       Effect.catchIf(
         (error): error is Limiter.Refused => error instanceof Limiter.Refused,
         (refused) => Effect.fail(refusedError(meta.bucket, refused, limiter.settings.retry.maxAttempts))

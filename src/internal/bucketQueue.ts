@@ -73,9 +73,9 @@ export class BucketQueue {
     return true
   }
 
-  /** The queue or the capacity changed: let the driver look again. */
+  /** The queue or the capacity changed: let the driver look again, if anyone is waiting for it to. */
   notify(): void {
-    this.wake.unsafeOpen()
+    if (this.count > 0) this.wake.unsafeOpen()
   }
 
   /** Shuts the queue: every waiting caller is told, and nothing is admitted any more. */

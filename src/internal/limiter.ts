@@ -51,6 +51,17 @@ export class Refused {
 
 const WINDOW_MS: Record<Provider.LimitWindow, number> = { "1 second": 1_000, "1 minute": 60_000, "1 day": 86_400_000 }
 
+const retryScheduleOf = ({ baseDelay, maxAttempts, maxDelay }: Quota.Settings["retry"]): Schedule.Schedule<unknown, unknown> =>
+  Schedule.exponential(Duration.millis(baseDelay)).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay((delay) => Duration.min(delay, Duration.millis(maxDelay))),
+    Schedule.zipRight(Schedule.identity<unknown>()),
+    Schedule.modifyDelay((error, delay) =>
+      error instanceof Refused ? Duration.max(delay, Duration.millis(error.advice.delayMs ?? 0)) : delay
+    ),
+    Schedule.intersect(Schedule.recurs(maxAttempts - 1))
+  )
+
 /** How a caller waiting through the callback API hears back. */
 export interface Listener {
   readonly onAdmit: (reservation: Reservation) => void
@@ -69,6 +80,7 @@ export class Limiter {
     private readonly runDriver: RunDriver
   ) {
     this.provider = settings.provider === undefined ? undefined : Either.getOrUndefined(Provider.get(settings.provider))
+    this.retrySchedule = retryScheduleOf(settings.retry)
     for (const bucket of settings.buckets.values()) this.add(bucket, false)
   }
 
@@ -236,17 +248,23 @@ export class Limiter {
   }
 
   /** Retries a refused call: exponential and jittered from `baseDelay`, capped at `maxDelay`, never shorter than the hint. */
-  get retrySchedule(): Schedule.Schedule<unknown, unknown> {
-    const { baseDelay, maxAttempts, maxDelay } = this.settings.retry
-    return Schedule.exponential(Duration.millis(baseDelay)).pipe(
-      Schedule.jittered,
-      Schedule.modifyDelay((delay) => Duration.min(delay, Duration.millis(maxDelay))),
-      Schedule.zipRight(Schedule.identity<unknown>()),
-      Schedule.modifyDelay((error, delay) =>
-        error instanceof Refused ? Duration.max(delay, Duration.millis(error.advice.delayMs ?? 0)) : delay
-      ),
-      Schedule.intersect(Schedule.recurs(maxAttempts - 1))
-    )
+  readonly retrySchedule: Schedule.Schedule<unknown, unknown>
+
+  /**
+   * Runs `attempt`, and again on `retrySchedule` while the provider refuses it; the last refusal fails. A call
+   * that is not refused never touches the schedule, which costs allocations on every call.
+   */
+  retryRefused<A, E, R>(attempt: Effect.Effect<A, E | Refused, R>): Effect.Effect<A, E | Refused, R> {
+    const isRefused = (error: E | Refused): error is Refused => error instanceof Refused
+    return Effect.catchIf(attempt, isRefused, (first) =>
+      Effect.flatMap(Schedule.driver(this.retrySchedule), (driver) => {
+        const again = (refused: Refused): Effect.Effect<A, E | Refused, R> =>
+          Effect.matchEffect(driver.next(refused), {
+            onFailure: () => Effect.fail(refused),
+            onSuccess: () => Effect.catchIf(attempt, isRefused, again)
+          })
+        return again(first)
+      }))
   }
 
   close(): void {
