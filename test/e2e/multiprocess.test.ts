@@ -10,6 +10,7 @@ import type { LimiterConfig } from "../../src/Quota.js"
 import { RedisServer } from "../support/redisServer.js"
 import { Child, stopAll } from "./children.js"
 import type { ChatCall, WorkerSettings } from "./worker.js"
+import { seededRandom } from "../../src/demo/Workload.js"
 
 let redis: RedisServer | undefined
 const children = new Set<Child>()
@@ -53,24 +54,12 @@ const redisUrl = (): string => {
   return redis.url
 }
 
-/** A seeded generator (mulberry32): the same seed gives the same workload. */
-const seeded = (seed: number): (() => number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /**
  * Chat calls until their charges (`prompt + max_tokens`) reach `tokens`: prompts log-uniform over 100-3,000
  * tokens, `max_tokens` one of 256-1,024, 15-95% of it generated.
  */
 const workload = (tokens: number, seed: number): Array<ChatCall> => {
-  const random = seeded(seed)
+  const random = seededRandom(seed)
   const choices = [256, 512, 512, 768, 1024]
   const calls: Array<ChatCall> = []
   let total = 0
