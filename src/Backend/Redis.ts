@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, Fiber, Layer, Metric, Schedule, type Scope } from "effect"
+import { Clock, Duration, Effect, Layer, Metric, Schedule, type Scope } from "effect"
 import { Cluster, Redis, type RedisOptions } from "ioredis"
 import { Backend, type BackendService, type BackendStatus, type ReserveResult } from "../Backend.js"
 import { BackendUnavailable, CapacityExceeded, ReservationNotFound } from "../Errors.js"
@@ -175,6 +175,21 @@ const settingsOf = (options: RedisBackendOptions): Settings => {
 
 type Client = Redis | Cluster
 
+const notFound = (bucket: Bucket, id: string) => Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
+
+const unsent = (failure: RedisFailure): boolean => failure.kind === "unsent"
+const sentOrNot = (failure: RedisFailure): boolean => failure.kind === "unsent" || failure.kind === "unknown"
+
+/**
+ * `Effect.matchEffect` with the two handlers as arguments: the hot paths build their handlers on every call, and
+ * functions passed as arguments stay anonymous (no name to set on each).
+ */
+const match = <A, E, A2, E2, R2, A3, E3, R3>(
+  self: Effect.Effect<A, E>,
+  onFailure: (e: E) => Effect.Effect<A2, E2, R2>,
+  onSuccess: (a: A) => Effect.Effect<A3, E3, R3>
+): Effect.Effect<A2 | A3, E2 | E3, R2 | R3> => Effect.matchEffect(self, { onFailure, onSuccess })
+
 const createClient = (options: RedisBackendOptions, settings: Settings): Redis => {
   const redisOptions: RedisOptions = {
     enableOfflineQueue: false,
@@ -258,22 +273,46 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
     // The next call after that asks Redis again: that is how the backend comes back to it.
     let skipUntil = -Infinity
 
-    /** One script call with retries; `retryUnknown` when running it twice is harmless. */
-    const call = <A>(effect: Effect.Effect<A, RedisFailure>, retryUnknown: boolean): Effect.Effect<A, RedisFailure> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        now < skipUntil
-          ? Effect.fail(new RedisFailure({ kind: "unsent", message: "Redis did not answer a moment ago" }))
-          : effect.pipe(
-            Effect.retry({
-              schedule: settings.schedule,
-              while: (failure) => failure.kind === "unsent" || (retryUnknown && failure.kind === "unknown")
-            }),
-            Effect.tapError((failure) =>
-              failure.kind === "error"
-                ? Effect.void // Redis answered: it is there
-                : Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => (skipUntil = at + settings.commandTimeoutMs)))
-            )
-          ))
+    const skipped = () => Effect.fail(new RedisFailure({ kind: "unsent", message: "Redis did not answer a moment ago" }))
+
+    /** Remembers that Redis did not answer, unless it did (with an error): it is there. */
+    const noted = (failure: RedisFailure): Effect.Effect<never, RedisFailure> =>
+      failure.kind === "error"
+        ? Effect.fail(failure)
+        : Effect.flatMap(Clock.currentTimeMillis, (at) => {
+          skipUntil = at + settings.commandTimeoutMs
+          return Effect.fail(failure)
+        })
+
+    /**
+     * One script call with retries; `retryUnknown` when running it twice is harmless; `onFailure` sees every
+     * attempt that failed. The first attempt runs bare: the retry schedule only comes in once it failed, and the
+     * clock is read only while calls are being skipped.
+     */
+    const call = <A>(
+      effect: Effect.Effect<A, RedisFailure>,
+      retryUnknown: boolean,
+      onFailure?: (failure: RedisFailure) => void
+    ): Effect.Effect<A, RedisFailure> => {
+      const withRetries = Effect.catchAll(effect, (first) => {
+        onFailure?.(first)
+        const retryable = retryUnknown ? sentOrNot : unsent
+        if (!retryable(first)) return noted(first)
+        const attempt = onFailure === undefined ? effect : Effect.tapError(effect, (failure) => Effect.sync(() => onFailure(failure)))
+        // The first failure goes through the schedule as it would have inside Effect.retry.
+        let replayed = false
+        const again = Effect.suspend(() => (replayed ? attempt : ((replayed = true), Effect.fail(first))))
+        return Effect.catchAll(Effect.retry(again, { schedule: settings.schedule, while: retryable }), noted)
+      })
+      return Effect.suspend(() => {
+        if (skipUntil === -Infinity) return withRetries
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (now < skipUntil) return skipped()
+          skipUntil = -Infinity
+          return withRetries
+        })
+      })
+    }
 
     const unavailable = (failure: RedisFailure) => new BackendUnavailable({ cause: failure.message })
 
@@ -307,21 +346,21 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
     const releaseInRedis = (bucket: Bucket, id: string) => Effect.ignore(call(store.release(bucket, id), true))
 
     /**
-     * A reserve that reached Redis books even if its caller is interrupted meanwhile: wait for the answer
-     * (bounded by the timeouts), then give a booking back if the caller is gone. The call runs in a daemon
-     * fiber because an interrupted fiber passes the interruption on to its children at once.
+     * A reserve that reached Redis books even if its caller is interrupted meanwhile: the call runs
+     * uninterruptibly (bounded by the command timeout and the retry schedule), then a booking is given back if
+     * the caller was interrupted in the meantime. The call forks no fiber, so nothing of it is interrupted early.
      */
     const reserveInRedis = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          const fiber = yield* Effect.forkDaemon(Effect.interruptible(call(store.reserve(bucket, charge, maxWaitMs), false)))
-          const exit = yield* Fiber.await(fiber)
-          return yield* restore(exit).pipe(
-            Effect.onInterrupt(() =>
-              Exit.isSuccess(exit) && exit.value.value._tag === "Reserved" ? releaseInRedis(bucket, exit.value.value.id) : Effect.void
-            )
-          )
-        })
+        match(
+          call(store.reserve(bucket, charge, maxWaitMs), false),
+          (failure) => restore(reserveWithout(bucket, charge, maxWaitMs, failure)),
+          ({ value }): Effect.Effect<ReserveResult, CapacityExceeded | BackendUnavailable> => {
+            if (value._tag !== "Reserved") return fromOutcome(bucket, value, "")
+            const reserved: ReserveResult = { _tag: "Reserved", reservation: { id: value.id, bucket: bucket.name, at: value.at } }
+            return Effect.onInterrupt(restore(Effect.succeed(reserved)), () => releaseInRedis(bucket, value.id))
+          }
+        )
       )
 
     const reserveWithout = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number, failure: RedisFailure) =>
@@ -352,22 +391,19 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
       local: (state: BucketState, id: string, now: number) => boolean,
       remote: () => Effect.Effect<Timed<boolean>, RedisFailure>
     ): Effect.Effect<void, ReservationNotFound | BackendUnavailable> => {
-      const notFound = () => Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
       if (id.startsWith(OPEN)) return Effect.void
       if (id.startsWith(LOCAL)) {
         return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          local(localOf(bucket), id.slice(LOCAL.length), now) ? Effect.void : notFound())
+          local(localOf(bucket), id.slice(LOCAL.length), now) ? Effect.void : notFound(bucket, id))
       }
       return Effect.suspend(() => {
         // An attempt that may have run and a retry that finds nothing open: the first one closed it.
         let uncertain = false
-        const once = remote().pipe(Effect.tapError((f) => Effect.sync(() => (uncertain ||= f.kind === "unknown"))))
-        return call(once, true).pipe(
-          Effect.matchEffect({
-            onSuccess: ({ value }) => (value || uncertain ? Effect.void : notFound()),
-            // Without Redis the reservation stays open there until reservationTtl closes it.
-            onFailure: (failure) => (settings.policy === "fail-closed" ? Effect.fail(unavailable(failure)) : Effect.void)
-          })
+        return match(
+          call(remote(), true, (f) => (uncertain ||= f.kind === "unknown")),
+          // Without Redis the reservation stays open there until reservationTtl closes it.
+          (failure) => (settings.policy === "fail-closed" ? Effect.fail(unavailable(failure)) : Effect.void),
+          ({ value }) => (value || uncertain ? Effect.void : notFound(bucket, id))
         )
       })
     }
@@ -383,36 +419,28 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
 
     return Backend.of({
       pollMs: settings.pollMs,
-      reserve: (bucket, charge, maxWaitMs) =>
-        reserveInRedis(bucket, charge, maxWaitMs).pipe(
-          Effect.matchEffect({
-            onSuccess: ({ value }) => fromOutcome(bucket, value, ""),
-            onFailure: (failure) => reserveWithout(bucket, charge, maxWaitMs, failure)
-          })
-        ),
+      reserve: reserveInRedis,
       settle: (bucket, id, actual) =>
         close(bucket, id, (state, local, now) => state.settle(local, actual, now), () => store.settle(bucket, id, actual)),
       release: (bucket, id) =>
         close(bucket, id, (state, local, now) => state.release(local, now), () => store.release(bucket, id)),
       observe: (bucket, used, blockForMs) =>
         // Not retried when it may have run: a second sliding-window entry would count the usage twice.
-        call(store.observe(bucket, used, blockForMs), false).pipe(
-          Effect.matchEffect({
-            onSuccess: () => Effect.void,
-            onFailure: (failure) =>
-              settings.policy === "fail-closed"
-                ? Effect.fail(unavailable(failure))
-                : settings.policy === "local"
-                ? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => localOf(bucket).observe(used, now + blockForMs, now)))
-                : Effect.void
-          })
+        match(
+          call(store.observe(bucket, used, blockForMs), false),
+          (failure) =>
+            settings.policy === "fail-closed"
+              ? Effect.fail(unavailable(failure))
+              : settings.policy === "local"
+              ? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => localOf(bucket).observe(used, now + blockForMs, now)))
+              : Effect.void,
+          () => Effect.void
         ),
       status: (bucket, demand) =>
-        call(store.status(bucket, demand), true).pipe(
-          Effect.matchEffect({
-            onSuccess: ({ value }): Effect.Effect<BackendStatus> => Effect.succeed(value),
-            onFailure: (failure) => statusWithout(bucket, demand, failure)
-          })
+        match(
+          call(store.status(bucket, demand), true),
+          (failure) => statusWithout(bucket, demand, failure),
+          ({ value }): Effect.Effect<BackendStatus> => Effect.succeed(value)
         )
     })
   })

@@ -4,23 +4,31 @@
  * can close the tag, split it, or reach into another namespace.
  *
  * ```text
- * {ns:bucket}:s          hash    `lb` lastBooked, `bu` blocked until (a provider's retry hint), and per quota i:
- *                                  token bucket   `i:t` tat, `i:e` epoch, `i:g` units charged, `i:l` last charge time,
- *                                                 `i:p` pending bookings "entry,amount,at;..." (in booking order)
- *                                  sliding window `i:n` total in the log
- *                                  concurrency    `i:f` in flight
- * {ns:bucket}:r          hash    open reservations: id -> "at g_1 ... g_n", one group per quota ("-" = no hold)
+ * {ns:bucket}:s          hash    the bucket's state; numbers are doubles packed with `struct` (little-endian):
+ *                                  `g`   lastBooked, blockedUntil (a provider's retry hint), earliest expiry (a lower
+ *                                        bound of the smallest score in `:x`), the time every key expires at, open
+ *                                        reservations; then per quota, in the order `a` lists them: token bucket
+ *                                        tat, epoch, units charged, last charge time, pending bookings; sliding
+ *                                        window total in the log, entries in the log; concurrency in flight
+ *                                  `a`   the algorithms `g` was written for, a letter per quota (`t`, `s`, `f`, `c`)
+ *                                  `p<i>` a token bucket's pending bookings "entry,amount,at;..." (in booking order)
+ *                                  `c`   the configuration (ARGV[1]) of the last call, and `k` what it derives from
+ *                                        it, packed: a call with the same configuration reads `k` instead of parsing
+ * {ns:bucket}:r          hash    open reservations: id -> the booking time and one hold per quota, packed
+ *                                (`<d` then `<Bdddd` per quota: kind 0 none / 1 pending / 2 held, amount, mark,
+ *                                after, chargedAt)
  * {ns:bucket}:x          zset    open reservations by expiry time (ms, Redis clock)
  * {ns:bucket}:n          string  reservation id counter (INCR); ids are "<Redis seconds>-<counter>"
  * {ns:bucket}:q<i>:sw    zset    sliding window log of quota i: member "entry/amount", score = booking time;
  *                                entry = reservation id, "<id>+" (usage settled on an uncharged metric) or
  *                                "o<n>" (usage the provider reported)
  * {ns:bucket}:q<i>:fw    hash    fixed windows of quota i: window index -> amount booked
- * {ns:bucket}:q<i>:tb|cc         (token bucket and concurrency keep their state in `:s`; the key is passed
- *                                 so that KEYS holds one entry per quota)
+ * {ns:bucket}:q<i>:tb|cc         (never created: token bucket and concurrency keep their state in `:s`)
  * ```
  *
- * Every key gets a TTL at every call: until every booking has drained and every open reservation has expired.
+ * Every key of a bucket expires at one time, kept in the state: once every booking has drained and every open
+ * reservation has expired. A call that needs it later sets it again on every key, with time to spare; a key
+ * created meanwhile gets the same expiry.
  *
  * @internal
  */
@@ -73,7 +81,7 @@ const algorithmSuffix: Record<Algorithm, string> = {
 }
 
 /**
- * The keys of a bucket in the order the scripts expect them: state, reservations, expiries, counter, one per quota.
+ * Every key name of a bucket: state, reservations, expiries, counter, one per quota.
  *
  * @example
  * ```ts
@@ -88,5 +96,22 @@ export const bucketKeys = (namespace: string, bucket: Bucket): Array<string> => 
     `${tag}:x`,
     `${tag}:n`,
     ...bucket.quotas.map((quota, i) => `${tag}:q${i}:${algorithmSuffix[quota.algorithm]}`)
+  ]
+}
+
+/**
+ * The keys a script is given, in the order it expects them: state, reservations, expiries, counter, then the key
+ * of each sliding-window and fixed-window quota in quota order (the only meters with a key of their own).
+ *
+ * @example
+ * ```ts
+ * scriptKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:r", "{quotaflow:chat}:x", "{quotaflow:chat}:n", "{quotaflow:chat}:q1:sw"]
+ * ```
+ */
+export const scriptKeys = (namespace: string, bucket: Bucket): Array<string> => {
+  const all = bucketKeys(namespace, bucket)
+  return [
+    ...all.slice(0, 4),
+    ...all.slice(4).filter((_, i) => bucket.quotas[i].algorithm === "sliding-window" || bucket.quotas[i].algorithm === "fixed-window")
   ]
 }

@@ -4,27 +4,29 @@
  * `BucketState.observe`.
  *
  * ARGV from `OP`: retryAfterMs (`-inf` for none), then one reported usage per quota (`""` = not reported).
- * Reply: `{now}`.
+ * Reply: the time (see the prelude).
  *
  * @internal
  */
-import { prelude } from "./prelude.js"
+import { epilogue, prelude, queries } from "./prelude.js"
 
-/** The observe script's Lua text (the prelude and the operation): `client.eval(observeLua, keys.length, ...keys, ...argv)`. */
-export const observeLua = prelude + String.raw`
+/** The observe script's Lua text: `client.eval(observeLua, keys.length, ...keys, config, ...args)`. */
+export const observeLua = "local FITS, BOOK, CLOSE, RECORDS = true, true, false, false\n" + prelude + queries + String.raw`
 local retryAfter = num(ARGV[OP])
-reclaim()
-blockedUntil = math.max(blockedUntil, now + retryAfter)
+blockedUntil = max(blockedUntil, now + retryAfter)
 local entry = nil
 for i = 1, nq do
   local s = ARGV[OP + i]
   local reported = nil
   if s ~= nil and s ~= '' then reported = num(s) end
-  if reported ~= nil and reported == reported and reported < math.huge and reported >= 0 then
-    if Q[i].alg == 'sliding-window' and entry == nil then entry = 'o' .. redis.call('INCR', K_SEQ) end
+  if reported ~= nil and reported == reported and reported < INF and reported >= 0 then
+    if Q[i].alg == SW and entry == nil then
+      local seq = call('INCR', K_SEQ)
+      if seq == 1 then created(K_SEQ) end
+      entry = 'o' .. seq
+    end
     tighten(Q[i], reported, entry)
   end
 end
-save()
-return { fmt(now) }
-`
+local result = { clock[1], clock[2] }
+` + epilogue

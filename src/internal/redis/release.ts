@@ -1,24 +1,22 @@
 /**
  * The release script: takes a reservation back as if it had never been made. Port of `BucketState.release`.
  *
- * ARGV from `OP`: id. Reply: `{"1", now}` released | `{"0", now}` not open.
+ * ARGV from `OP`: id. Reply, then the time (see the prelude): `{"1"}` released | `{"0"}` not open.
  *
  * @internal
  */
-import { prelude } from "./prelude.js"
+import { takeReservation } from "./close.js"
+import { epilogue, prelude } from "./prelude.js"
 
-/** The release script's Lua text (the prelude and the operation): `client.eval(releaseLua, keys.length, ...keys, ...argv)`. */
-export const releaseLua = prelude + String.raw`
-local id = ARGV[OP]
-reclaim()
-local r = takeReservation(id)
+/** The release script's Lua text: `client.eval(releaseLua, keys.length, ...keys, config, ...args)`. */
+export const releaseLua = "local FITS, BOOK, CLOSE, RECORDS = false, false, true, true\n" + prelude + takeReservation + String.raw`
+local result
 if not r then
-  save()
-  return { '0', fmt(now) }
+  result = { '0', clock[1], clock[2] }
+else
+  for i = 1, nq do
+    if r.holds[i] ~= nil then release(Q[i], r.holds[i]) end
+  end
+  result = { '1', clock[1], clock[2] }
 end
-for i = 1, nq do
-  if r.holds[i] ~= nil then release(Q[i], r.holds[i]) end
-end
-save()
-return { '1', fmt(now) }
-`
+` + epilogue

@@ -3,57 +3,71 @@
  * (FIFO across the bucket) nor a provider's retry hint, unless that is more than `maxWaitMs` away. Port of `BucketState.reserve`.
  *
  * ARGV from `OP`: one amount per quota, then maxWaitMs (`inf` for none).
- * Reply: `{"R", id, at, now}` | `{"W", retryAfterMs, now}` | `{"T", metric, now}` (too large).
+ * Reply, then the time (see the prelude): `{"R", id, at}` (`at` empty when it is the time the script ran at) |
+ * `{"W", retryAfterMs}` | `{"T", quota index}` (too large).
  *
  * @internal
  */
-import { prelude } from "./prelude.js"
+import { epilogue, prelude } from "./prelude.js"
 
-/** The reserve script's Lua text (the prelude and the operation): `client.eval(reserveLua, keys.length, ...keys, ...argv)`. */
-export const reserveLua = prelude + String.raw`
+/** The reserve script's Lua text: `client.eval(reserveLua, keys.length, ...keys, config, ...args)`. */
+export const reserveLua = "local FITS, BOOK, CLOSE, RECORDS = true, true, false, false\n" + prelude + String.raw`
 local amounts = {}
 for i = 1, nq do amounts[i] = tonumber(ARGV[OP + i - 1]) end
-local maxWait = num(ARGV[OP + nq])
+local maxWait = ARGV[OP + nq]
+maxWait = maxWait == 'inf' and INF or tonumber(maxWait)
+local result = nil
 
-reclaim()
 for i = 1, nq do
   if amounts[i] > Q[i].cap then
-    save()
-    return { 'T', Q[i].metric, fmt(now) }
-  end
-end
-
--- Earliest time at or after max(now, lastBooked, blockedUntil) at which every quota takes its amount.
-local at = math.max(now, lastBooked, blockedUntil)
-for round = 1, 64 do
-  local nxt = at
-  for i = 1, nq do
-    if amounts[i] > 0 then nxt = math.max(nxt, fits(Q[i], amounts[i], nxt)) end
-  end
-  if nxt == at or nxt == math.huge then
-    at = nxt
+    result = { 'T', tostring(i - 1), clock[1], clock[2] }
     break
   end
-  at = nxt
 end
 
-if at == math.huge or at - now > maxWait then
-  save()
-  return { 'W', fmt(at - now), fmt(now) }
-end
+if result == nil then
+  -- Earliest time at or after max(now, lastBooked, blockedUntil) at which every quota takes its amount.
+  local at = max(now, lastBooked, blockedUntil)
+  for round = 1, 64 do
+    local nxt = at
+    for i = 1, nq do
+      if amounts[i] > 0 then nxt = max(nxt, fits(Q[i], amounts[i], nxt)) end
+    end
+    if nxt == at or nxt == INF then
+      at = nxt
+      break
+    end
+    at = nxt
+  end
 
-local id = clock[1] .. '-' .. redis.call('INCR', K_SEQ)
-local parts = { fmt(at) }
-for i = 1, nq do
-  if amounts[i] > 0 then
-    parts[#parts + 1] = book(Q[i], amounts[i], at, id)
+  if at == INF or at - now > maxWait then
+    result = { 'W', fmt(at - now), clock[1], clock[2] }
   else
-    parts[#parts + 1] = '-'
+    local seq = call('INCR', K_SEQ)
+    if seq == 1 then created(K_SEQ) end
+    local id = clock[1] .. '-' .. seq
+    local record = { pack('<d', at) }
+    for i = 1, nq do
+      if amounts[i] > 0 then
+        record[i + 1] = book(Q[i], amounts[i], at, id)
+      else
+        record[i + 1] = pack('<Bdddd', 0, 0, 0, 0, 0)
+      end
+    end
+    lastBooked = max(lastBooked, at)
+    -- The record, and the expiry orphan reclaim looks for.
+    call('HSET', K_RES, id, table.concat(record))
+    local expiry = ceil(now + ttlMs)
+    call('ZADD', K_EXP, format('%d', expiry), id)
+    if expiry < earliestExpiry then earliestExpiry = expiry end
+    if openCount <= 0 then
+      -- Both keys were empty, hence gone: created now.
+      created(K_RES)
+      created(K_EXP)
+      openCount = 0
+    end
+    openCount = openCount + 1
+    result = { 'R', id, at == now and '' or fmt(at), clock[1], clock[2] }
   end
 end
-lastBooked = math.max(lastBooked, at)
-redis.call('HSET', K_RES, id, table.concat(parts, ' '))
-redis.call('ZADD', K_EXP, fmt(now + ttlMs), id)
-save()
-return { 'R', id, fmt(at), fmt(now) }
-`
+` + epilogue

@@ -11,7 +11,7 @@ import type { BackendStatus } from "../../Backend.js"
 import type { Bucket } from "../../Quota.js"
 import type { ReserveOutcome } from "../bucketState.js"
 import { capacityOf, effectiveLimit } from "../meters.js"
-import { bucketKeys } from "./keys.js"
+import { scriptKeys } from "./keys.js"
 import { allScripts, type Script, scripts } from "./scripts.js"
 
 /**
@@ -97,38 +97,127 @@ export const classify = (error: unknown): RedisFailure => {
   return new RedisFailure({ kind: notSent.some((text) => message.includes(text)) ? "unsent" : "unknown", message })
 }
 
-/**
- * The promise, or a failure of kind `unknown` once `ms` have passed without an answer. A plain timer rather
- * than `Effect.timeoutFail`: this runs on every command, and a timer costs no fiber.
- */
-const bounded = <A>(promise: Promise<A>, ms: number): Promise<A> =>
-  new Promise<A>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new RedisFailure({ kind: "unknown", message: `no answer from Redis within ${ms} ms` })),
-      ms
-    )
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      }
-    )
-  })
-
 const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
 const formatNumber = (n: number): string => (n === Infinity ? "inf" : n === -Infinity ? "-inf" : String(n))
 
 const parseNumber = (text: string): number => (text === "inf" ? Infinity : text === "-inf" ? -Infinity : Number(text))
 
+const algorithmCode = { "token-bucket": "t", "sliding-window": "s", "fixed-window": "f", "concurrency": "c" } as const
+
+/**
+ * ARGV[1] of every script, space-separated: reservationTtlMs, the algorithms (a letter per quota), whether each
+ * refunds (a digit per quota), burstMultiplier, skew, then per quota the limit it runs at (after the safety
+ * ratio, as `meters.ts` derives it) and its window.
+ *
+ * @example
+ * ```ts
+ * configArg(bucket, 600_000) // "600000 tc 11 1 0 60 60000 4 0"
+ * ```
+ */
+export const configArg = (bucket: Bucket, reservationTtlMs: number): string =>
+  [
+    String(reservationTtlMs),
+    bucket.quotas.map((q) => algorithmCode[q.algorithm]).join(""),
+    bucket.quotas.map((q) => (q.refunds ? "1" : "0")).join(""),
+    String(bucket.burstMultiplier),
+    String(bucket.skew),
+    ...bucket.quotas.flatMap((q) => [String(effectiveLimit(q, bucket.safetyRatio)), String(q.windowMs)])
+  ].join(" ")
+
+/** The time a script ran at, from the `TIME` it ends its reply with, computed as the script computes it. */
+const timeOf = (reply: ReadonlyArray<string>): number => Number(reply[reply.length - 2]) * 1000 + Number(reply[reply.length - 1]) / 1000
+
+/** A script's reply, read for a bucket. */
+type Parse<A> = (reply: ReadonlyArray<string>, bucket: Bucket) => A
+
+const parseReserve: Parse<Timed<ReserveOutcome>> = (reply, bucket) => {
+  const now = timeOf(reply)
+  switch (reply[0]) {
+    case "R":
+      return { now, value: { _tag: "Reserved", id: reply[1], at: reply[2] === "" ? now : parseNumber(reply[2]) } }
+    case "W":
+      return { now, value: { _tag: "Wait", retryAfterMs: parseNumber(reply[1]) } }
+    default:
+      return { now, value: { _tag: "TooLarge", metric: bucket.quotas[Number(reply[1])]?.metric ?? reply[1] } }
+  }
+}
+
+const parseClosed: Parse<Timed<boolean>> = (reply) => ({ now: timeOf(reply), value: reply[0] === "1" })
+
+const parseObserved: Parse<Timed<void>> = (reply) => ({ now: timeOf(reply), value: undefined })
+
+const parseStatus: Parse<Timed<BackendStatus>> = (reply, bucket) => ({
+  now: timeOf(reply),
+  value: {
+    open: parseNumber(reply[0]),
+    booked: parseNumber(reply[1]),
+    waitMs: parseNumber(reply[2]),
+    quotas: bucket.quotas.map((quota, i) => {
+      const used = parseNumber(reply[3 + i])
+      const capacity = capacityOf(quota, bucket.safetyRatio, bucket.burstMultiplier)
+      return {
+        metric: quota.metric,
+        algorithm: quota.algorithm,
+        windowMs: quota.windowMs,
+        limit: effectiveLimit(quota, bucket.safetyRatio),
+        capacity,
+        used,
+        remaining: Math.max(0, capacity - used)
+      }
+    })
+  }
+})
+
+const isReply = (reply: unknown): reply is ReadonlyArray<string> => {
+  if (!Array.isArray(reply) || reply.length < 2) return false
+  for (const item of reply) if (typeof item !== "string") return false
+  return true
+}
+
+/**
+ * One script call in flight: it ends once, with the reply, a failure, or the timeout, whichever comes first.
+ * A class rather than closures: one of these is made for every command.
+ */
+class InFlight<A> {
+  done = false
+  timer: ReturnType<typeof setTimeout> | undefined = undefined
+
+  constructor(
+    readonly resume: (effect: Effect.Effect<A, RedisFailure>) => void,
+    readonly script: Script,
+    readonly bucket: Bucket,
+    readonly parse: Parse<A>,
+    readonly argv: Array<string | number>
+  ) {}
+
+  answer(reply: unknown): void {
+    if (this.done) return
+    this.done = true
+    clearTimeout(this.timer)
+    if (!isReply(reply)) {
+      const message = `unexpected reply from the ${this.script.name} script: ${JSON.stringify(reply)}`
+      return this.resume(Effect.fail(new RedisFailure({ kind: "error", message })))
+    }
+    this.resume(Effect.succeed(this.parse(reply, this.bucket)))
+  }
+
+  fail(failure: RedisFailure): void {
+    if (this.done) return
+    this.done = true
+    clearTimeout(this.timer)
+    this.resume(Effect.fail(failure))
+  }
+}
+
+/** Commands per write while a burst of calls is sent (see `cork`). */
+const BATCH = 8
+
+const expire = <A>(call: InFlight<A>, message: string): void => call.fail(new RedisFailure({ kind: "unknown", message }))
+
 interface Prepared {
-  readonly keys: ReadonlyArray<string>
-  /** KEYS, then the configuration part of ARGV. */
-  readonly head: ReadonlyArray<string>
+  /** EVALSHA's arguments up to the operation's own: number of keys, KEYS, then the configuration (ARGV[1]). */
+  readonly head: ReadonlyArray<string | number>
 }
 
 /**
@@ -144,88 +233,94 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
   const prepare = (bucket: Bucket): Prepared => {
     let entry = prepared.get(bucket)
     if (entry === undefined) {
-      const keys = bucketKeys(options.namespace, bucket)
-      const config = [
-        String(options.reservationTtlMs),
-        String(bucket.safetyRatio),
-        String(bucket.burstMultiplier),
-        String(bucket.skew),
-        String(bucket.quotas.length),
-        ...bucket.quotas.flatMap((q) => [q.metric, String(q.limit), String(q.windowMs), q.algorithm, q.refunds ? "1" : "0"])
-      ]
-      entry = { keys, head: [...keys, ...config] }
+      const keys = scriptKeys(options.namespace, bucket)
+      entry = { head: [keys.length, ...keys, configArg(bucket, options.reservationTtlMs)] }
       prepared.set(bucket, entry)
     }
     return entry
   }
 
-  const send = (script: Script, numKeys: number, args: Array<string>): Promise<unknown> =>
-    client.evalsha(script.sha, numKeys, ...args).catch((error: unknown) =>
-      // The server lost its script cache (restart, SCRIPT FLUSH, a node new to the cluster): EVAL loads it again.
-      isNoScript(error) ? client.eval(script.lua, numKeys, ...args) : Promise.reject(error)
-    )
+  const timeoutMessage = `no answer from Redis within ${options.commandTimeoutMs} ms`
 
-  const run = (script: Script, bucket: Bucket, args: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<string>, RedisFailure> =>
-    Effect.tryPromise({
-      try: () => {
-        const { head, keys } = prepare(bucket)
-        return bounded(send(script, keys.length, [...head, ...args]), options.commandTimeoutMs)
-      },
-      catch: (error) => (error instanceof RedisFailure ? error : classify(error))
-    }).pipe(
-      Effect.flatMap((reply) =>
-        Array.isArray(reply) && reply.every((item): item is string => typeof item === "string")
-          ? Effect.succeed(reply)
-          : Effect.fail(new RedisFailure({ kind: "error", message: `unexpected reply from the ${script.name} script: ${JSON.stringify(reply)}` }))
-      )
-    )
-
-  const reserve = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) =>
-    Effect.map(
-      run(scripts.reserve, bucket, [...bucket.quotas.map((_, i) => formatNumber(charge[i] ?? 0)), formatNumber(maxWaitMs)]),
-      (reply): Timed<ReserveOutcome> => {
-        switch (reply[0]) {
-          case "R":
-            return { now: parseNumber(reply[3]), value: { _tag: "Reserved", id: reply[1], at: parseNumber(reply[2]) } }
-          case "W":
-            return { now: parseNumber(reply[2]), value: { _tag: "Wait", retryAfterMs: parseNumber(reply[1]) } }
-          default:
-            return { now: parseNumber(reply[2]), value: { _tag: "TooLarge", metric: reply[1] } }
-        }
+  // The commands that callers send within one tick leave a few at a time, in one write (writev) rather than one
+  // system call each, which is most of what a command costs the client and much of what it costs Redis: the
+  // connection is corked at the first command of a tick, uncorked every BATCH commands, so that Redis gets
+  // work while the rest are being made, and at the end of the tick. Each command stays on its own (its own
+  // reply, error and timer), unlike in a pipeline. A Cluster's connections are left alone.
+  let corked: { cork(): void; uncork(): void } | undefined
+  let batched = 0
+  const uncork = () => {
+    const stream = corked
+    corked = undefined
+    stream?.uncork()
+  }
+  const cork = () => {
+    if (corked !== undefined) {
+      if (++batched >= BATCH) {
+        corked.uncork()
+        corked.cork()
+        batched = 0
       }
+      return
+    }
+    if (client instanceof Cluster) return
+    const stream = client.stream
+    if (stream === undefined || !stream.writable) return
+    stream.cork()
+    corked = stream
+    batched = 0
+    process.nextTick(uncork)
+  }
+
+  const rejected = <A>(call: InFlight<A>, error: unknown): void => {
+    if (call.done) return
+    if (!isNoScript(error)) return call.fail(classify(error))
+    // The server lost its script cache (restart, SCRIPT FLUSH, a node new to the cluster): EVAL loads it again.
+    call.argv[0] = call.script.lua
+    client.eval(...(call.argv as [string, number])).then(
+      (reply) => call.answer(reply),
+      (error: unknown) => call.fail(classify(error))
     )
+  }
 
-  const closing = (script: Script) => (bucket: Bucket, args: ReadonlyArray<string>) =>
-    Effect.map(run(script, bucket, args), (reply): Timed<boolean> => ({ now: parseNumber(reply[1]), value: reply[0] === "1" }))
+  /**
+   * One script call: its reply through `parse`, or a failure; a failure of kind `unknown` once
+   * `commandTimeoutMs` have passed without an answer (a plain timer: this runs on every command). A caller
+   * interrupted meanwhile is gone; the answer, when it comes, goes nowhere.
+   */
+  const run = <A>(script: Script, bucket: Bucket, args: Array<string | number>, parse: Parse<A>): Effect.Effect<A, RedisFailure> =>
+    Effect.async<A, RedisFailure>((resume) => {
+      const argv = [script.sha, ...prepare(bucket).head, ...args]
+      const call = new InFlight(resume, script, bucket, parse, argv)
+      call.timer = setTimeout(expire, options.commandTimeoutMs, call, timeoutMessage)
+      cork()
+      client.evalsha(...(argv as [string, number])).then(
+        (reply) => call.answer(reply),
+        (error: unknown) => rejected(call, error)
+      )
+    })
 
-  const settleScript = closing(scripts.settle)
-  const releaseScript = closing(scripts.release)
+  const reserve = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) => {
+    const args: Array<string> = []
+    for (let i = 0; i < bucket.quotas.length; i++) args.push(formatNumber(charge[i] ?? 0))
+    args.push(formatNumber(maxWaitMs))
+    return run(scripts.reserve, bucket, args, parseReserve)
+  }
+
+  const settle = (bucket: Bucket, id: string, actual: ReadonlyArray<number | undefined>) => {
+    const args = [id]
+    for (let i = 0; i < bucket.quotas.length; i++) args.push(actual[i] === undefined ? "" : formatNumber(actual[i]!))
+    return run(scripts.settle, bucket, args, parseClosed)
+  }
+
+  const observe = (bucket: Bucket, used: ReadonlyArray<number | undefined>, retryAfterMs: number) => {
+    const args = [formatNumber(retryAfterMs)]
+    for (let i = 0; i < bucket.quotas.length; i++) args.push(used[i] === undefined ? "" : formatNumber(used[i]!))
+    return run(scripts.observe, bucket, args, parseObserved)
+  }
 
   const status = (bucket: Bucket, demand: ReadonlyArray<number>) =>
-    Effect.map(
-      run(scripts.status, bucket, bucket.quotas.map((_, i) => formatNumber(demand[i] ?? 0))),
-      (reply): Timed<BackendStatus> => ({
-        now: parseNumber(reply[0]),
-        value: {
-          open: parseNumber(reply[1]),
-          booked: parseNumber(reply[2]),
-          waitMs: parseNumber(reply[3]),
-          quotas: bucket.quotas.map((quota, i) => {
-            const used = parseNumber(reply[4 + i])
-            const capacity = capacityOf(quota, bucket.safetyRatio, bucket.burstMultiplier)
-            return {
-              metric: quota.metric,
-              algorithm: quota.algorithm,
-              windowMs: quota.windowMs,
-              limit: effectiveLimit(quota, bucket.safetyRatio),
-              capacity,
-              used,
-              remaining: Math.max(0, capacity - used)
-            }
-          })
-        }
-      })
-    )
+    run(scripts.status, bucket, bucket.quotas.map((_, i) => formatNumber(demand[i] ?? 0)), parseStatus)
 
   const masters = (): ReadonlyArray<Redis> => (client instanceof Cluster ? client.nodes("master") : [client])
 
@@ -242,17 +337,10 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
 
   return {
     reserve,
-    settle: (bucket, id, actual) => settleScript(bucket, [id, ...bucket.quotas.map((_, i) => (actual[i] === undefined ? "" : formatNumber(actual[i])))]),
-    release: (bucket, id) => releaseScript(bucket, [id]),
+    settle,
+    release: (bucket, id) => run(scripts.release, bucket, [id], parseClosed),
     status,
-    observe: (bucket, used, retryAfterMs) =>
-      Effect.map(
-        run(scripts.observe, bucket, [
-          formatNumber(retryAfterMs),
-          ...bucket.quotas.map((_, i) => (used[i] === undefined ? "" : formatNumber(used[i])))
-        ]),
-        (reply): Timed<void> => ({ now: parseNumber(reply[0]), value: undefined })
-      ),
+    observe,
     loadScripts
   }
 }
