@@ -17,7 +17,7 @@ import { Cause, Clock, Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { layer as RedisBackendLive } from "../Backend/Redis.js"
 import * as RateLimited from "../RateLimited.js"
 import { type CallCounters, DemoError, endpointOf, limiterProgress, makeCounters, runCalls } from "./Calls.js"
-import type { QuotaProgress, ResolvedDemoOptions } from "./Demo.js"
+import type { DemoProgress, ResolvedDemoOptions } from "./Demo.js"
 import { type DemoMetric, limiterConfig } from "./Scenario.js"
 import type { ChatCall } from "./Workload.js"
 
@@ -49,14 +49,7 @@ export type ToWorker =
  * const counts: WorkerCounts = { done: 10, failed: 0, inFlight: 2, queued: 30, rejected429: 0, quotas: [] }
  * ```
  */
-export interface WorkerCounts {
-  readonly done: number
-  readonly failed: number
-  readonly inFlight: number
-  readonly queued: number
-  readonly rejected429: number
-  readonly quotas: ReadonlyArray<QuotaProgress>
-}
+export type WorkerCounts = Omit<DemoProgress, "elapsedMs" | "total">
 
 /**
  * Messages to the parent.
