@@ -39,3 +39,17 @@ describe("BucketState.observe", () => {
     expect(state.reserve([1], 0, 0)._tag).toBe("Reserved")
   })
 })
+
+describe("token bucket at epoch-millisecond times", () => {
+  it("admits exactly its rate: 0.05 ms per booking does not round away at 1.8e12", () => {
+    // 20,000 per second of 1 unit each: every booking adds 0.05 ms, which a sum at 1.8e12 would round to a
+    // multiple of 2^-12 ms, 0.1% of the rate.
+    const state = new BucketState(bucket("token-bucket", 20_000))
+    const start = 1_795_000_000_000
+    let admitted = 0
+    for (let now = start; now <= start + 10_000; now++) {
+      while (state.reserve([1], now, 0)._tag === "Reserved") admitted++
+    }
+    expect(admitted).toBe(20_000 + 10_000 * 20)
+  })
+})

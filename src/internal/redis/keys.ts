@@ -8,8 +8,9 @@
  *                                  `g`   lastBooked, blockedUntil (a provider's retry hint), earliest expiry (a lower
  *                                        bound of the smallest score in `:x`), the time every key expires at, open
  *                                        reservations; then per quota, in the order `a` lists them: token bucket
- *                                        tat, epoch, units charged, last charge time, pending bookings; sliding
- *                                        window total in the log, entries in the log; concurrency in flight
+ *                                        since, owed (tat = since + owed), epoch, units charged, last charge time,
+ *                                        pending bookings; sliding window total in the log, entries in the log;
+ *                                        concurrency in flight
  *                                  `a`   the algorithms `g` was written for, a letter per quota (`t`, `s`, `f`, `c`)
  *                                  `p<i>` a token bucket's pending bookings "entry,amount,at;..." (in booking order)
  *                                  `c`   the configuration (ARGV[1]) of the last call, and `k` what it derives from

@@ -112,10 +112,10 @@ for i = 1, nq do
   local q
   if alg == TB then
     hasTB = true
-    stateLength = stateLength + 40
+    stateLength = stateLength + 48
     q = {
       alg = alg, refunds = refunds, cap = cap, w = w, index = i, interval = interval, tol = tol,
-      tat = -INF, epoch = 0, charged = 0, lastChargeAt = -INF, pending = {}, pendingDirty = false
+      since = -INF, owed = 0, epoch = 0, charged = 0, lastChargeAt = -INF, pending = {}, pendingDirty = false
     }
   elseif alg == SW then
     hasSW = true
@@ -139,7 +139,7 @@ end
 
 -- The state: 'a' the algorithms the state was written for, 'g' the state packed as doubles: lastBooked,
 -- blockedUntil, the earliest expiry (a lower bound of the smallest score in the expiries set), the time every key
--- expires at, the number of open reservations; then per quota, as 'a' lists them: token bucket tat, epoch,
+-- expires at, the number of open reservations; then per quota, as 'a' lists them: token bucket since, owed, epoch,
 -- charged, lastChargeAt, pending bookings; sliding window total, entries; concurrency in flight. A token
 -- bucket's pending bookings themselves are in 'p<i>' (i from 0), "entry,amount,at;..." in booking order.
 -- A quota whose algorithm changed at its index starts afresh.
@@ -149,7 +149,7 @@ if G and storedAlgs then
     local length = 40
     for i = 1, #storedAlgs do
       local a = byte(storedAlgs, i)
-      if a == TB then length = length + 40 elseif a == SW then length = length + 16 elseif a == CC then length = length + 8 end
+      if a == TB then length = length + 48 elseif a == SW then length = length + 16 elseif a == CC then length = length + 8 end
     end
     if #G ~= length then G = nil end
   elseif #G ~= stateLength then
@@ -164,10 +164,10 @@ if G then
     local q = Q[i]
     if q and q.alg ~= a then q = nil end
     if a == TB then
-      local tat, epoch, charged, lastChargeAt, pending
-      tat, epoch, charged, lastChargeAt, pending, pos = unpackStruct('<ddddd', G, pos)
+      local since, owed, epoch, charged, lastChargeAt, pending
+      since, owed, epoch, charged, lastChargeAt, pending, pos = unpackStruct('<dddddd', G, pos)
       if q then
-        q.tat, q.epoch, q.charged, q.lastChargeAt = tat, epoch, charged, lastChargeAt
+        q.since, q.owed, q.epoch, q.charged, q.lastChargeAt = since, owed, epoch, charged, lastChargeAt
         if pending > 0 then
           for entry, amount, at in string.gmatch(call('HGET', K_STATE, 'p' .. (i - 1)) or '', '([^,;]+),([^,;]+),([^,;]+)') do
             q.pending[#q.pending + 1] = { entry = entry, amount = tonumber(amount), at = tonumber(at) }
@@ -242,20 +242,32 @@ if RECORDS or anyPending or now >= earliestExpiry then
 end
 
 -- Token bucket (GCRA, epochs, pending future bookings) ------------------------------------------------------
-local tb_charge, tb_projected, tb_fits, tb_book, tb_adjust, tb_release
+local tb_tat, tb_owe, tb_charge, tb_projected, tb_fits, tb_book, tb_adjust, tb_release
 if hasTB then
+  -- tat = since + owed: kept apart so that adding an interval does not round at epoch-millisecond magnitude.
+  tb_tat = function(q)
+    return q.since + q.owed
+  end
+  -- Sets tat to max(tat + delta, floor).
+  tb_owe = function(q, delta, floor)
+    if tb_tat(q) + delta > floor then
+      q.owed = q.owed + delta
+    else
+      q.since, q.owed = floor, 0
+    end
+  end
   -- Charges amount at at; the hold it makes is (amount, mark = epoch, after = charged, chargedAt = at).
   tb_charge = function(q, amount, at)
-    if q.tat <= at then
+    if tb_tat(q) <= at then
       q.epoch = q.epoch + 1
-      q.tat = at
+      q.since, q.owed = at, 0
     end
-    q.tat = q.tat + amount * q.interval
+    q.owed = q.owed + amount * q.interval
     q.charged = q.charged + amount
     q.lastChargeAt = max(q.lastChargeAt, at)
   end
   tb_projected = function(q)
-    local tat = q.tat
+    local tat = tb_tat(q)
     for j = 1, #q.pending do tat = max(tat, q.pending[j].at) + q.pending[j].amount * q.interval end
     return tat
   end
@@ -293,7 +305,7 @@ if hasTB then
         -- An excess is charged now, like a new booking.
         tb_charge(q, delta, now)
       elseif delta < 0 then
-        if hold.mark == q.epoch then q.tat = max(now, q.tat + delta * q.interval) end
+        if hold.mark == q.epoch then tb_owe(q, delta * q.interval, now) end
       end
       hold.amount = amount
     end
@@ -305,9 +317,9 @@ if hasTB then
       local later = q.charged - hold.after
       local rest = -INF
       if later > 0 and q.lastChargeAt > hold.chargedAt then
-        rest = min(q.tat, q.lastChargeAt + later * q.interval)
+        rest = min(tb_tat(q), q.lastChargeAt + later * q.interval)
       end
-      q.tat = max(q.tat - hold.amount * q.interval, rest)
+      tb_owe(q, -hold.amount * q.interval, rest)
       hold.amount = 0
       hold.live = false
     end
@@ -550,7 +562,7 @@ do
     local q = Q[i]
     local alg = q.alg
     if alg == TB then
-      parts[i + 1] = pack('<ddddd', q.tat, q.epoch, q.charged, q.lastChargeAt, #q.pending)
+      parts[i + 1] = pack('<dddddd', q.since, q.owed, q.epoch, q.charged, q.lastChargeAt, #q.pending)
       if q.pendingDirty then
         local pending = {}
         for j = 1, #q.pending do
@@ -639,7 +651,7 @@ end
 local tb_tighten, tb_used, tb_backlog
 if hasTB then
   tb_tighten = function(q, reported)
-    local current = max(0, q.tat - now) / q.interval
+    local current = max(0, tb_tat(q) - now) / q.interval
     if reported > current then tb_charge(q, reported - current, now) end
   end
   tb_used = function(q)
