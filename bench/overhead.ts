@@ -24,7 +24,7 @@ import PQueue from "p-queue"
 import { loadQuotaflow, revision } from "./quotaflow.js"
 
 const { quotaflow, from } = await loadQuotaflow()
-const { Backend, createRateLimiter, MemoryBackend, RateLimited } = quotaflow
+const { createRateLimiter, MemoryBackend, RateLimited } = quotaflow
 
 const QUICK = process.env.QUICK === "1"
 const RUNS = QUICK ? 3 : 5
@@ -221,13 +221,32 @@ const stallMonitor = () => {
 }
 
 /**
- * t0 is the limiter's clock (`Date.now()`, integer ms) when it booked the first call. The Effect API path reads
- * it off the backend's answer. The Promise adapter takes no backend, so there `Date.now` is wrapped from the
- * moment every caller is queued (nothing can be booked before: the driver fiber runs after this synchronous
- * code) until the first call's body runs, and t0 is the second value it returned: the driver reads the clock,
- * then the memory backend reads it again to book, microseconds apart. `t0.high` is `Date.now()` in the first
- * call's body, for the table's "t0 spread" (how long the first booking took to reach its caller).
+ * t0 is the limiter's clock (`Date.now()`, integer ms) when it booked the first call. Neither API hands the
+ * booked time to `submit`'s caller, so `Date.now` is wrapped from just before the callers start until the first
+ * call's body runs, and t0 is the last value it returned: a booking reads the clock last before its call runs
+ * (the fast path books and runs at once; a queued caller is booked by the driver, then resumed). `t0.high` is
+ * `Date.now()` in the first call's body, for the table's "t0 spread" (how long the first booking took to reach
+ * its caller).
  */
+const recordClock = () => {
+  const realNow = Date.now
+  const t0 = { at: NaN, high: NaN }
+  let last = NaN
+  Date.now = () => (last = realNow())
+  return {
+    t0,
+    /** Called in the first call's body. */
+    first: () => {
+      Date.now = realNow
+      t0.at = last
+      t0.high = realNow()
+    },
+    restore: () => {
+      Date.now = realNow
+    }
+  }
+}
+
 const analyse = (shape: Shape, starts: Float64Array, t0: { at: number; high: number }, offset: number, wallMs: number, stalls: Stalls): BindingResult => {
   const base = t0.at - offset // on the performance.now() base
   const lateness = new Float64Array(starts.length)
@@ -279,15 +298,11 @@ const bindingPromise = async (shape: Shape, total = shape.total): Promise<Bindin
   const starts = new Float64Array(total)
   let issued = 0
   let started = 0
-  const t0 = { at: NaN, high: 0 }
-  const realNow = Date.now
-  const reads: Array<number> = []
+  const offset = epochOffset()
+  const stalls = stallMonitor()
+  const clock = recordClock()
   const body = async () => {
-    if (started === 0) {
-      Date.now = realNow
-      t0.high = Date.now()
-      t0.at = reads[1] ?? reads[0]
-    }
+    if (started === 0) clock.first()
     starts[started++] = performance.now()
   }
   const loop = async () => {
@@ -296,47 +311,30 @@ const bindingPromise = async (shape: Shape, total = shape.total): Promise<Bindin
       await limiter.submit({ bucket: "tight" }, body)
     }
   }
-  const offset = epochOffset()
-  const stalls = stallMonitor()
   const wall = performance.now()
-  const loops = range(CALLERS).map(loop) // every caller queued, synchronously: nothing was booked yet
-  Date.now = () => {
-    const now = realNow()
-    reads.push(now)
-    return now
-  }
   try {
-    await Promise.all(loops)
+    await Promise.all(range(CALLERS).map(loop))
   } finally {
-    Date.now = realNow
+    clock.restore()
   }
   const wallMs = performance.now() - wall
   const stats = await stalls()
   await limiter.close()
-  return analyse({ ...shape, total }, starts, t0, offset, wallMs, stats)
+  return analyse({ ...shape, total }, starts, clock.t0, offset, wallMs, stats)
 }
 
 /** The Effect API: 2,000 fibers, each submitting one call after another until `total` calls were issued. */
 const bindingEffect = async (shape: Shape, total = shape.total): Promise<BindingResult> => {
-  const t0 = { at: NaN, high: NaN }
-  // The memory backend, noting the time of the first booking: t0.
-  const recording = Layer.effect(
-    Backend.Backend,
-    Effect.map(MemoryBackend.make, (backend) => ({
-      ...backend,
-      reserve: (bucket, charge, maxWaitMs) =>
-        Effect.tap(backend.reserve(bucket, charge, maxWaitMs), (result) => {
-          if (Number.isNaN(t0.at) && result._tag === "Reserved") t0.at = result.reservation.at
-        })
-    }))
-  )
-  const runtime = ManagedRuntime.make(RateLimited.layer(configOf(shape)).pipe(Layer.provide(recording)))
+  const runtime = ManagedRuntime.make(RateLimited.layer(configOf(shape)).pipe(Layer.provide(MemoryBackend.layer)))
   await runtime.runPromise(RateLimited.status("tight"))
   const starts = new Float64Array(total)
   let issued = 0
   let started = 0
+  const offset = epochOffset()
+  const stalls = stallMonitor()
+  const clock = recordClock()
   const body = Effect.sync(() => {
-    if (started === 0) t0.high = Date.now()
+    if (started === 0) clock.first()
     starts[started++] = performance.now()
   })
   const loop = Effect.gen(function*() {
@@ -345,14 +343,16 @@ const bindingEffect = async (shape: Shape, total = shape.total): Promise<Binding
       yield* RateLimited.submit({ bucket: "tight" }, body)
     }
   })
-  const offset = epochOffset()
-  const stalls = stallMonitor()
   const wall = performance.now()
-  await runtime.runPromise(Effect.forEach(range(CALLERS), () => loop, { concurrency: "unbounded", discard: true }))
+  try {
+    await runtime.runPromise(Effect.forEach(range(CALLERS), () => loop, { concurrency: "unbounded", discard: true }))
+  } finally {
+    clock.restore()
+  }
   const wallMs = performance.now() - wall
   const stats = await stalls()
   await runtime.dispose()
-  return analyse({ ...shape, total }, starts, t0, offset, wallMs, stats)
+  return analyse({ ...shape, total }, starts, clock.t0, offset, wallMs, stats)
 }
 
 // ---------------------------------------------------------------------------------------------------------------

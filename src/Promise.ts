@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Duration, Effect, Either, Exit, Layer, ManagedRuntime, Schedule } from "effect"
+import { Cause, Duration, Effect, Either, Exit, identity, Layer, ManagedRuntime, Schedule } from "effect"
 import type { Backend, Reservation } from "./Backend.js"
 import * as MemoryBackend from "./Backend/Memory.js"
 import * as RedisBackend from "./Backend/Redis.js"
@@ -137,89 +137,135 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
   // A runtime that cannot start (Redis unreachable under fail-closed) rejects every call; until one is made,
   // nobody listens, and an unheard rejection would end the process.
   ready.catch(() => undefined)
-  const running = new Set<Promise<unknown>>()
   let closed = false
+  // Calls admitted or waiting; `close` waits for them to end.
+  let inflight = 0
+  let drained: (() => void) | undefined
+  const done = () => {
+    if (--inflight === 0) drained?.()
+  }
 
   const run = <A>(effect: Effect.Effect<A, unknown, Limiter.LimiterCore>): Promise<A> =>
     runtime.runPromiseExit(effect).then((exit) => (Exit.isSuccess(exit) ? exit.value : Promise.reject(squash(exit.cause))))
 
-  /** Queues a caller and resolves once admitted; rejects on abort, deadline, overflow or close. */
-  const admit = (limiter: Limiter.Limiter, meta: Meta, options: CallOptions | undefined) =>
-    new Promise<{ entry: Limiter.Entry; reservation: Reservation; waitedMs: number }>((resolve, reject) => {
-      const signal = options?.signal
-      if (closed) return reject(abortError("the limiter is closed"))
-      if (signal?.aborted) return reject(abortError("the call was aborted", signal.reason))
-      const entry = limiter.entry(meta.bucket)
-      if (Either.isLeft(entry)) return reject(entry.left)
-      const charge = limiter.charge(entry.right, meta.usage)
-      if (Either.isLeft(charge)) return reject(charge.left)
-      const start = Date.now()
-      const waitMs = maxWaitMs(options)
-      const enqueue = () => {
-        let queued: Waiter | undefined
-        const onAbort = () => {
-          if (queued && entry.right.queue.cancel(queued)) reject(abortError("the call was aborted while waiting", signal?.reason))
-        }
-        const waiter = limiter.enqueue(entry.right, charge.right, start + waitMs, {
-          onAdmit: (reservation) => {
-            signal?.removeEventListener("abort", onAbort)
-            if (signal?.aborted) {
-              void run(limiter.release(entry.right, reservation.id)).catch(() => undefined)
-              return reject(abortError("the call was aborted", signal.reason))
-            }
-            resolve({ entry: entry.right, reservation, waitedMs: Date.now() - start })
-          },
-          onFail: (error) => {
-            signal?.removeEventListener("abort", onAbort)
-            reject(error)
-          },
-          onClosed: () => reject(abortError("the limiter was closed while the call waited"))
-        })
-        if (Either.isLeft(waiter)) return reject(waiter.left)
-        queued = waiter.right
-        signal?.addEventListener("abort", onAbort, { once: true })
+  /** The bucket's entry and the charge of a call, or why it can never run. */
+  const lookup = (limiter: Limiter.Limiter, meta: Meta) =>
+    Either.flatMap(limiter.entry(meta.bucket), (entry) => Either.map(limiter.charge(entry, meta.usage), (charge) => ({ entry, charge })))
+
+  /** Queues a caller; resolves with its reservation once admitted, rejects on abort, deadline, overflow or close. */
+  const admit = (limiter: Limiter.Limiter, entry: Limiter.Entry, charge: ReadonlyArray<number>, options: CallOptions | undefined) => {
+    const signal = options?.signal
+    if (closed) return Promise.reject(abortError("the limiter is closed"))
+    if (signal?.aborted) return Promise.reject(abortError("the call was aborted", signal.reason))
+    const waitMs = maxWaitMs(options)
+    const deadline = waitMs === Infinity ? Infinity : Date.now() + waitMs
+    const enqueue = (resolve: (reservation: Reservation) => void, reject: (error: unknown) => void) => {
+      const onClosed = () => reject(abortError("the limiter was closed while the call waited"))
+      if (signal === undefined) {
+        // The common case: the queue calls the promise's own functions.
+        const waiter = limiter.enqueue(entry, charge, deadline, { onAdmit: resolve, onFail: reject, onClosed })
+        if (Either.isLeft(waiter)) reject(waiter.left)
+        return
       }
-      if (waitMs === Infinity) enqueue()
-      else run(limiter.checkWait(entry.right, charge.right, waitMs)).then(enqueue, reject)
-    })
+      let queued: Waiter | undefined
+      const onAbort = () => {
+        if (queued && entry.queue.cancel(queued)) reject(abortError("the call was aborted while waiting", signal.reason))
+      }
+      const waiter = limiter.enqueue(entry, charge, deadline, {
+        onAdmit: (reservation) => {
+          signal.removeEventListener("abort", onAbort)
+          if (!signal.aborted) return resolve(reservation)
+          void run(limiter.release(entry, reservation.id)).catch(() => undefined)
+          reject(abortError("the call was aborted", signal.reason))
+        },
+        onFail: (error) => {
+          signal.removeEventListener("abort", onAbort)
+          reject(error)
+        },
+        onClosed
+      })
+      if (Either.isLeft(waiter)) return reject(waiter.left)
+      queued = waiter.right
+      signal.addEventListener("abort", onAbort, { once: true })
+    }
+    if (waitMs === Infinity) return new Promise(enqueue)
+    return run(limiter.checkWait(entry, charge, waitMs)).then(() => new Promise(enqueue))
+  }
 
   const withCore = <A>(f: (limiter: Limiter.Limiter) => Promise<A>): Promise<A> => (core ? f(core) : ready.then(f))
 
   const track = <A>(promise: Promise<A>): Promise<A> => {
-    running.add(promise)
-    const forget = () => running.delete(promise)
-    promise.then(forget, forget)
+    inflight++
+    promise.then(done, done)
     return promise
   }
 
-  /** Settles with a usage; a bad one still settles (keeping the charge) and is then reported. */
-  const settle = (limiter: Limiter.Limiter, entry: Limiter.Entry, id: string, usage: Either.Either<unknown, InvalidUsage>) => {
+  /**
+   * Settles with a usage; a bad one still settles (keeping the charge) and is then reported. Synchronous when
+   * the backend's state is in this process.
+   */
+  const settle = (limiter: Limiter.Limiter, entry: Limiter.Entry, id: string, usage: Either.Either<unknown, InvalidUsage>): void | Promise<void> => {
     const actual = Either.flatMap(usage, (u) => Quota.actualOf(entry.bucket, u))
-    return run(limiter.settle(entry, id, Either.getOrElse(actual, () => []))).then(() => {
+    const charged = Either.getOrElse(actual, () => [])
+    const report = () => {
       if (Either.isLeft(actual)) throw actual.left
-    })
-  }
-
-  /** Runs the call once it is admitted, with a signal that follows the caller's: what it returned, or what it threw. */
-  const runCall = async <A>(call: (signal: AbortSignal) => Promise<A>, options: CallOptions | undefined) => {
-    const controller = new AbortController()
-    const forward = () => controller.abort(options?.signal?.reason)
-    options?.signal?.addEventListener("abort", forward, { once: true })
-    try {
-      return Either.right<A>(await call(controller.signal))
-    } catch (error) {
-      return Either.left<unknown>(error)
-    } finally {
-      options?.signal?.removeEventListener("abort", forward)
     }
+    return entry.queue.settleNow(id, charged) === undefined ? run(limiter.settle(entry, id, charged)).then(report) : report()
   }
 
-  const submit = <A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A> =>
+  /**
+   * Runs an admitted call (counted in `inflight` by the caller) when there is no provider to read: the call's
+   * own promise and the `then` that settles it.
+   */
+  const runAdmitted = <A>(
+    limiter: Limiter.Limiter,
+    entry: Limiter.Entry,
+    id: string,
+    call: (signal: AbortSignal) => Promise<A>,
+    options: PromiseSubmitOptions<A> | undefined
+  ): Promise<A> =>
+    attempt(call, options).then(
+      (value) => {
+        done()
+        const settling = settle(limiter, entry, id, callerUsage(entry.bucket.name, value, options))
+        return settling === undefined ? value : settling.then(() => value)
+      },
+      (error) => {
+        done()
+        const settling = settle(limiter, entry, id, Either.right(undefined))
+        if (settling === undefined) throw error
+        return settling.then(() => Promise.reject(error))
+      }
+    )
+
+  const submit = <A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A> => {
+    const limiter = core
+    if (limiter === undefined || limiter.provider !== undefined) return submitReading(meta, call, options)
+    const entry = limiter.entry(meta.bucket)
+    if (Either.isLeft(entry)) return Promise.reject(entry.left)
+    const charge = limiter.charge(entry.right, meta.usage)
+    if (Either.isLeft(charge)) return Promise.reject(charge.left)
+    inflight++
+    // Nobody ahead and a backend in this process: book now, without a promise of our own.
+    const now = closed || options?.signal?.aborted === true ? undefined : entry.right.queue.tryNow(charge.right)
+    if (now !== undefined) return runAdmitted(limiter, entry.right, now.id, call, options)
+    return admit(limiter, entry.right, charge.right, options).then(
+      (reservation) => runAdmitted(limiter, entry.right, reservation.id, call, options),
+      (error) => {
+        done()
+        throw error
+      }
+    )
+  }
+
+  /** The path that waits for the runtime to start and reads the provider's answers, retrying refusals. */
+  const submitReading = <A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A> =>
     track(withCore(async (limiter) => {
       let retries: Schedule.ScheduleDriver<unknown, unknown> | undefined
       for (;;) {
-        const { entry, reservation } = await admit(limiter, meta, options)
-        const outcome = await runCall(call, options)
+        const { entry, charge } = Either.getOrThrowWith(lookup(limiter, meta), identity)
+        const reservation = await admit(limiter, entry, charge, options)
+        const outcome = await attempt(call, options).then(Either.right<A>, Either.left<unknown>)
         const answer = limiter.provider === undefined ? undefined : await providerAnswer(Either.merge(outcome))
         const refused = answer === undefined ? undefined : await run(limiter.learn(entry, answer))
         if (refused !== undefined) {
@@ -241,13 +287,7 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
 
   /** The usage to settle with: the caller's `actualUsage`, else the provider's reading of a JSON response. */
   const usageOf = async <A>(limiter: Limiter.Limiter, bucket: string, result: A, options: PromiseSubmitOptions<A> | undefined) => {
-    if (options?.actualUsage !== undefined) {
-      const actualUsage = options.actualUsage
-      return Either.try({
-        try: () => actualUsage(result),
-        catch: (error) => new InvalidUsage({ bucket, issues: [`actualUsage threw: ${String(error)}`] })
-      })
-    }
+    if (options?.actualUsage !== undefined) return callerUsage(bucket, result, options)
     const provider = limiter.provider
     if (provider === undefined || !(result instanceof Response) || !result.ok) return Either.right(undefined)
     if (!(result.headers.get("content-type") ?? "").includes("application/json")) return Either.right(undefined)
@@ -269,15 +309,17 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
     const bucket = bucketOf?.(model) ?? provider.family(model)
     const entry = limiter.entry(bucket)
     if (Either.isLeft(entry)) throw entry.left
-    return submit({ bucket, usage: limitedTo(entry.right, usage.right) }, (signal) =>
-      globalThis.fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal }), {
+    return submit({ bucket, usage: limitedTo(entry.right, usage.right) }, () => globalThis.fetch(input, init), {
       ...(init?.signal ? { signal: init.signal } : {})
     })
   }
 
   const reserve = (meta: Meta, options?: CallOptions): Promise<PromisePermit> =>
     withCore(async (limiter) => {
-      const { entry, reservation, waitedMs } = await admit(limiter, meta, options)
+      const { entry, charge } = Either.getOrThrowWith(lookup(limiter, meta), identity)
+      const start = Date.now()
+      const reservation = await admit(limiter, entry, charge, options)
+      const waitedMs = Date.now() - start
       let open = true
       const close = (f: () => Promise<void>): Promise<void> => {
         if (!open) return Promise.reject(new ReservationNotFound({ bucket: entry.bucket.name, id: reservation.id }))
@@ -287,7 +329,7 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
       return {
         id: reservation.id,
         waitedMs,
-        settle: (usage) => close(() => settle(limiter, entry, reservation.id, Either.right(usage))),
+        settle: (usage) => close(async () => settle(limiter, entry, reservation.id, Either.right(usage))),
         release: () => close(() => run(limiter.release(entry, reservation.id)))
       }
     })
@@ -306,11 +348,37 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
     if (closed) return
     closed = true
     core?.close()
-    await Promise.allSettled([...running])
+    if (inflight > 0) await new Promise<void>((resolve) => (drained = resolve))
     await runtime.dispose()
   }
 
   return { submit, fetch, reserve, status, close }
+}
+
+/** What a running call sees when its caller gave no signal: one that never aborts. */
+const neverAborted = new AbortController().signal
+
+/** Calls `call` with the caller's signal; a synchronous throw becomes a rejection. */
+const attempt = <A>(call: (signal: AbortSignal) => Promise<A>, options: CallOptions | undefined): Promise<A> => {
+  try {
+    return Promise.resolve(call(options?.signal ?? neverAborted))
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
+/** The caller's `actualUsage` of a result, or why it could not be read. */
+const callerUsage = <A>(
+  bucket: string,
+  result: A,
+  options: PromiseSubmitOptions<A> | undefined
+): Either.Either<Quota.Usage | undefined, InvalidUsage> => {
+  const actualUsage = options?.actualUsage
+  if (actualUsage === undefined) return Either.right(undefined)
+  return Either.try({
+    try: () => actualUsage(result),
+    catch: (error) => new InvalidUsage({ bucket, issues: [`actualUsage threw: ${String(error)}`] })
+  })
 }
 
 /** A provider's usage names every metric it limits; a bucket takes the ones it has quotas for. */

@@ -379,12 +379,22 @@ const metricsOf = (bucket: Bucket): ReadonlyArray<string> => [...new Set(bucket.
 
 /** The common case, checked by hand: a record of non-negative integers on the bucket's metrics. */
 const plainUsage = (bucket: Bucket, input: unknown): Usage | undefined => {
-  if (input === undefined) return {}
+  if (input === undefined) return noUsage
   if (typeof input !== "object" || input === null || Array.isArray(input)) return undefined
-  for (const [metric, amount] of Object.entries(input)) {
-    if (!Number.isSafeInteger(amount) || amount < 0 || !bucket.quotas.some((q) => q.metric === metric)) return undefined
+  const record = input as Record<string, unknown>
+  for (const metric in record) {
+    if (!Object.hasOwn(record, metric)) continue
+    const amount = record[metric]
+    if (!Number.isSafeInteger(amount) || (amount as number) < 0 || !hasMetric(bucket, metric)) return undefined
   }
-  return input as Usage
+  return record as Usage
+}
+
+const noUsage: Usage = Object.freeze({})
+
+const hasMetric = (bucket: Bucket, metric: string): boolean => {
+  for (const quota of bucket.quotas) if (quota.metric === metric) return true
+  return false
 }
 
 const validUsage = (bucket: Bucket, input: unknown, field: string): Either.Either<Usage, InvalidUsage> => {
@@ -425,11 +435,17 @@ const validUsage = (bucket: Bucket, input: unknown, field: string): Either.Eithe
  * ```
  * @since 0.1.0
  */
-export const chargeOf = (bucket: Bucket, usage: unknown): Either.Either<ReadonlyArray<number>, InvalidUsage> =>
-  Either.map(
-    validUsage(bucket, usage, "usage"),
-    (valid) => bucket.quotas.map((q) => valid[q.metric] ?? (q.metric === "requests" ? 1 : 0))
-  )
+export const chargeOf = (bucket: Bucket, usage: unknown): Either.Either<ReadonlyArray<number>, InvalidUsage> => {
+  // Every call is charged: a loop, not a chain of closures.
+  const valid = validUsage(bucket, usage, "usage")
+  if (Either.isLeft(valid)) return Either.left(valid.left)
+  const charge = new Array<number>(bucket.quotas.length)
+  for (let i = 0; i < charge.length; i++) {
+    const metric = bucket.quotas[i].metric
+    charge[i] = valid.right[metric] ?? (metric === "requests" ? 1 : 0)
+  }
+  return Either.right(charge)
+}
 
 /**
  * The actual usage of a call on each quota, for settlement; `undefined` where the usage does not name the
@@ -447,5 +463,14 @@ export const chargeOf = (bucket: Bucket, usage: unknown): Either.Either<Readonly
  * ```
  * @since 0.1.0
  */
-export const actualOf = (bucket: Bucket, usage: unknown): Either.Either<ReadonlyArray<number | undefined>, InvalidUsage> =>
-  Either.map(validUsage(bucket, usage, "actualUsage"), (valid) => bucket.quotas.map((q) => valid[q.metric]))
+export const actualOf = (bucket: Bucket, usage: unknown): Either.Either<ReadonlyArray<number | undefined>, InvalidUsage> => {
+  if (usage === undefined) return keepCharge
+  const valid = validUsage(bucket, usage, "actualUsage")
+  if (Either.isLeft(valid)) return Either.left(valid.left)
+  const actual = new Array<number | undefined>(bucket.quotas.length)
+  for (let i = 0; i < actual.length; i++) actual[i] = valid.right[bucket.quotas[i].metric]
+  return Either.right(actual)
+}
+
+/** No usage: every quota keeps its charge (an empty array reads `undefined` at every index). */
+const keepCharge: Either.Either<ReadonlyArray<number | undefined>, InvalidUsage> = Either.right([])

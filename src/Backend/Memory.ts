@@ -4,14 +4,16 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Layer } from "effect"
-import { Backend, type BackendService, type ReserveResult } from "../Backend.js"
-import { CapacityExceeded, ReservationNotFound } from "../Errors.js"
+import { Effect, Layer } from "effect"
+import { Backend, type BackendService } from "../Backend.js"
+import { ReservationNotFound } from "../Errors.js"
 import { BucketState } from "../internal/bucketState.js"
+import * as LocalState from "../internal/localState.js"
 import type { Bucket } from "../Quota.js"
 
 /**
- * Makes a memory backend. Each bucket's state is created on first use.
+ * Makes a memory backend on the `Clock` of the fiber that makes it (`TestClock` in tests). Each bucket's state
+ * is created on first use.
  *
  * @example
  * ```ts
@@ -22,7 +24,7 @@ import type { Bucket } from "../Quota.js"
  * ```
  * @since 0.1.0
  */
-export const make: Effect.Effect<BackendService> = Effect.sync(() => {
+export const make: Effect.Effect<BackendService> = Effect.map(Effect.clock, (clock) => {
   const states = new Map<string, BucketState>()
   const stateOf = (bucket: Bucket): BucketState => {
     let state = states.get(bucket.name)
@@ -32,33 +34,27 @@ export const make: Effect.Effect<BackendService> = Effect.sync(() => {
     }
     return state
   }
+  const now = () => clock.unsafeCurrentTimeMillis()
 
-  return Backend.of({
+  return LocalState.register(Backend.of({
     reserve: (bucket, charge, maxWaitMs) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<ReserveResult, CapacityExceeded> => {
-        const outcome = stateOf(bucket).reserve(charge, now, maxWaitMs)
-        switch (outcome._tag) {
-          case "Reserved":
-            return Effect.succeed({ _tag: "Reserved", reservation: { id: outcome.id, bucket: bucket.name, at: outcome.at } })
-          case "Wait":
-            return Effect.succeed(outcome)
-          case "TooLarge":
-            return Effect.fail(new CapacityExceeded({ bucket: bucket.name, reason: "too-large", metric: outcome.metric }))
-        }
-      }),
+      Effect.suspend(() => LocalState.reserveResult(bucket.name, stateOf(bucket).reserve(charge, now(), maxWaitMs))),
     settle: (bucket, id, actual) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        stateOf(bucket).settle(id, actual, now) ? Effect.void : Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
+      Effect.suspend(() =>
+        stateOf(bucket).settle(id, actual, now()) ? Effect.void : Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
       ),
     release: (bucket, id) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        stateOf(bucket).release(id, now) ? Effect.void : Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
+      Effect.suspend(() =>
+        stateOf(bucket).release(id, now()) ? Effect.void : Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
       ),
     observe: (bucket, used, blockForMs) =>
-      Effect.map(Clock.currentTimeMillis, (now) => stateOf(bucket).observe(used, now + blockForMs, now)),
+      Effect.sync(() => {
+        const at = now()
+        stateOf(bucket).observe(used, at + blockForMs, at)
+      }),
     forget: (bucket) => Effect.sync(() => states.delete(bucket.name)),
-    status: (bucket, demand) => Effect.map(Clock.currentTimeMillis, (now) => stateOf(bucket).status(now, demand))
-  })
+    status: (bucket, demand) => Effect.sync(() => stateOf(bucket).status(now(), demand))
+  }), { clock, stateOf })
 })
 
 /**

@@ -13,7 +13,9 @@ import { Clock, Effect, Either } from "effect"
 import type { BackendService, Reservation } from "../Backend.js"
 import { type BackendUnavailable, CapacityExceeded } from "../Errors.js"
 import type { Bucket } from "../Quota.js"
+import type { BucketState } from "./bucketState.js"
 import { DeadlineHeap } from "./deadlineHeap.js"
+import type { LocalState } from "./localState.js"
 
 export interface Waiter {
   readonly charge: ReadonlyArray<number>
@@ -44,9 +46,37 @@ export class BucketQueue {
   /** Sum of the queued charges per quota: what stands ahead of a newcomer. */
   readonly demand: Array<number>
   private readonly wake = Effect.unsafeMakeLatch(false)
+  /** A concurrency quota: settling gives its slot back even when the charge is kept. */
+  private readonly hasSlots: boolean
+  /** Set when the backend's state lives in this process: then booking needs no effect. */
+  private readonly local: { readonly clock: LocalState["clock"]; readonly state: BucketState } | undefined
 
-  constructor(readonly bucket: Bucket, private readonly backend: BackendService) {
+  constructor(readonly bucket: Bucket, private readonly backend: BackendService, local: LocalState | undefined) {
     this.demand = bucket.quotas.map(() => 0)
+    this.hasSlots = bucket.quotas.some((quota) => quota.algorithm === "concurrency")
+    this.local = local && { clock: local.clock, state: local.stateOf(bucket) }
+  }
+
+  /**
+   * Books `charge` at once when nobody waits and the backend's state is in this process; `undefined` when the
+   * caller has to queue (it waits, someone is ahead, or the backend is shared).
+   */
+  tryNow(charge: ReadonlyArray<number>): Reservation | undefined {
+    if (this.count > 0 || this.local === undefined) return undefined
+    const outcome = this.local.state.reserve(charge, this.local.clock.unsafeCurrentTimeMillis(), 0)
+    return outcome._tag === "Reserved" ? { id: outcome.id, bucket: this.bucket.name, at: outcome.at } : undefined
+  }
+
+  /**
+   * Settles at once when the backend's state is in this process (false: `id` was not open), and lets the
+   * driver look again; `undefined` when the backend has to be asked.
+   */
+  settleNow(id: string, actual: ReadonlyArray<number | undefined>): boolean | undefined {
+    if (this.local === undefined) return undefined
+    const settled = this.local.state.settle(id, actual, this.local.clock.unsafeCurrentTimeMillis())
+    // Keeping the charge frees nothing but a concurrency slot: then the driver has no reason to look again.
+    if (this.hasSlots || actual.some((amount) => amount !== undefined)) this.notify()
+    return settled
   }
 
   get length(): number {
@@ -62,14 +92,17 @@ export class BucketQueue {
     this.count++
     waiter.charge.forEach((amount, i) => (this.demand[i] += amount))
     if (waiter.deadline !== Infinity) this.deadlines.push(waiter.deadline, waiter)
-    this.notify()
+    // Only the head is ever booked: a waiter behind it changes nothing the driver waits for, unless it brings
+    // a deadline to keep.
+    if (waiter === this.head || waiter.deadline !== Infinity) this.notify()
   }
 
   /** Takes a waiter out of the queue; false when it was no longer waiting (admitted or failed). */
   cancel(waiter: Waiter): boolean {
     if (!waiter.queued) return false
+    const wasHead = waiter === this.head
     this.unlink(waiter)
-    this.notify()
+    if (wasHead) this.notify()
     return true
   }
 
@@ -143,11 +176,26 @@ export class BucketQueue {
     }
   })
 
+  /** `drain` when the backend's state is in this process: one synchronous pass, no effect per admission. */
+  private drainLocal(local: NonNullable<BucketQueue["local"]>): number {
+    for (;;) {
+      const now = local.clock.unsafeCurrentTimeMillis()
+      const nextDeadline = this.expire(now)
+      const head = this.head
+      if (head === undefined) return Infinity
+      const outcome = local.state.reserve(head.charge, now, 0)
+      if (outcome._tag === "Wait") return Math.min(outcome.retryAfterMs, nextDeadline - now)
+      this.unlink(head)
+      if (outcome._tag === "Reserved") head.onAdmit({ id: outcome.id, bucket: this.bucket.name, at: outcome.at })
+      else head.onFail(new CapacityExceeded({ bucket: this.bucket.name, reason: "too-large", metric: outcome.metric }))
+    }
+  }
+
   /** The driver: runs for the lifetime of the limiter. */
   readonly run: Effect.Effect<never> = Effect.gen(this, function*() {
     for (;;) {
       this.wake.unsafeClose()
-      const delay = yield* this.drain
+      const delay = this.local === undefined ? yield* this.drain : this.drainLocal(this.local)
       if (delay === Infinity) yield* this.wake.await
       else yield* Effect.raceFirst(this.wake.await, Effect.sleep(Math.max(1, Math.ceil(delay))))
     }

@@ -8,10 +8,11 @@
 import { Clock, Context, Duration, Effect, Either, FiberMap, Layer, Schedule } from "effect"
 import { Backend, type BackendService, type BackendStatus, type Reservation } from "../Backend.js"
 import * as CircuitBreaker from "../CircuitBreaker.js"
-import { type BackendUnavailable, CapacityExceeded, type InvalidUsage, QueueOverflow, type ReservationNotFound, UnknownBucket } from "../Errors.js"
+import { type BackendUnavailable, CapacityExceeded, type InvalidUsage, QueueOverflow, ReservationNotFound, UnknownBucket } from "../Errors.js"
 import * as Provider from "../Provider.js"
 import * as Quota from "../Quota.js"
 import { BucketQueue, makeWaiter, type Waiter } from "./bucketQueue.js"
+import { type LocalState, localStateOf } from "./localState.js"
 import { capacityOf } from "./meters.js"
 
 export interface Entry {
@@ -72,6 +73,7 @@ export interface Listener {
 export class Limiter {
   private readonly entries = new Map<string, Entry>()
   readonly provider: Provider.Provider | undefined
+  private readonly local: LocalState | undefined
 
   constructor(
     readonly settings: Quota.Settings,
@@ -81,13 +83,14 @@ export class Limiter {
   ) {
     this.provider = settings.provider === undefined ? undefined : Either.getOrUndefined(Provider.get(settings.provider))
     this.retrySchedule = retryScheduleOf(settings.retry)
+    this.local = localStateOf(backend)
     for (const bucket of settings.buckets.values()) this.add(bucket, false)
   }
 
   private add(bucket: Quota.Bucket, dynamic: boolean): Entry {
     const entry: Entry = {
       bucket,
-      queue: new BucketQueue(bucket, this.backend),
+      queue: new BucketQueue(bucket, this.backend, this.local),
       capacities: bucket.quotas.map((q) => capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier)),
       dynamic,
       used: true
@@ -187,6 +190,8 @@ export class Limiter {
     charge: ReadonlyArray<number>,
     maxWaitMs: number
   ): Effect.Effect<Admission, CapacityExceeded | QueueOverflow | BackendUnavailable> {
+    const now = entry.queue.tryNow(charge)
+    if (now !== undefined) return Effect.succeed({ entry, reservation: now, waitedMs: 0 })
     return Effect.gen(this, function*() {
       const start = yield* Clock.currentTimeMillis
       yield* this.checkWait(entry, charge, maxWaitMs)
@@ -205,7 +210,13 @@ export class Limiter {
   }
 
   settle(entry: Entry, id: string, actual: ReadonlyArray<number | undefined>): Effect.Effect<void, ReservationNotFound | BackendUnavailable> {
-    return this.backend.settle(entry.bucket, id, actual).pipe(Effect.ensuring(Effect.sync(() => entry.queue.notify())))
+    return Effect.suspend(() => {
+      const settled = entry.queue.settleNow(id, actual)
+      if (settled === undefined) {
+        return this.backend.settle(entry.bucket, id, actual).pipe(Effect.ensuring(Effect.sync(() => entry.queue.notify())))
+      }
+      return settled ? Effect.void : Effect.fail(new ReservationNotFound({ bucket: entry.bucket.name, id }))
+    })
   }
 
   release(entry: Entry, id: string): Effect.Effect<void, ReservationNotFound | BackendUnavailable> {
