@@ -141,26 +141,6 @@ const SHAPES: ReadonlyArray<Shape> = [
   { label: "20,000 per 1 s", quota: { metric: "requests", limit: 20_000, window: "1 second" }, capacity: 20_000, total: 80_000, steadyFrom: 40_000 }
 ]
 
-/**
- * `Date.now() - performance.now()`, taken at the instant `Date.now()` ticks (so the integer-ms epoch clock of
- * the limiter and `performance.now()` are put on one base to within microseconds). The largest of a few samples:
- * detection lag only makes a sample smaller.
- */
-const epochOffset = (): number => {
-  let best = -Infinity
-  for (let s = 0; s < 5; s++) {
-    const d0 = Date.now()
-    let d = d0
-    let p = 0
-    while (d === d0) {
-      p = performance.now()
-      d = Date.now()
-    }
-    best = Math.max(best, d - p)
-  }
-  return best
-}
-
 interface BindingResult {
   readonly rate: number
   readonly p50: number
@@ -176,7 +156,6 @@ interface BindingResult {
   readonly minLateness: number
   readonly burstMs: number
   readonly seconds: number
-  readonly t0SpreadMs: number
   readonly stalls: Stalls
 }
 
@@ -221,34 +200,12 @@ const stallMonitor = () => {
 }
 
 /**
- * t0 is the limiter's clock (`Date.now()`, integer ms) when it booked the first call. Neither API hands the
- * booked time to `submit`'s caller, so `Date.now` is wrapped from just before the callers start until the first
- * call's body runs, and t0 is the last value it returned: a booking reads the clock last before its call runs
- * (the fast path books and runs at once; a queued caller is booked by the driver, then resumed). `t0.high` is
- * `Date.now()` in the first call's body, for the table's "t0 spread" (how long the first booking took to reach
- * its caller).
+ * t0 is when the first call started (performance.now()): it is booked at once on an empty bucket and runs in
+ * the same synchronous stretch, microseconds after its booking. Taking its start instead of its booking
+ * understates every lateness by those microseconds and makes the early check stricter by as much.
  */
-const recordClock = () => {
-  const realNow = Date.now
-  const t0 = { at: NaN, high: NaN }
-  let last = NaN
-  Date.now = () => (last = realNow())
-  return {
-    t0,
-    /** Called in the first call's body. */
-    first: () => {
-      Date.now = realNow
-      t0.at = last
-      t0.high = realNow()
-    },
-    restore: () => {
-      Date.now = realNow
-    }
-  }
-}
-
-const analyse = (shape: Shape, starts: Float64Array, t0: { at: number; high: number }, offset: number, wallMs: number, stalls: Stalls): BindingResult => {
-  const base = t0.at - offset // on the performance.now() base
+const analyse = (shape: Shape, starts: Float64Array, wallMs: number, stalls: Stalls): BindingResult => {
+  const base = starts[0]
   const lateness = new Float64Array(starts.length)
   let early = 0
   let minLateness = Infinity
@@ -284,7 +241,6 @@ const analyse = (shape: Shape, starts: Float64Array, t0: { at: number; high: num
     minLateness,
     burstMs: starts[shape.capacity - 1] - starts[0],
     seconds: wallMs / 1000,
-    t0SpreadMs: t0.high - t0.at,
     stalls
   }
 }
@@ -298,11 +254,8 @@ const bindingPromise = async (shape: Shape, total = shape.total): Promise<Bindin
   const starts = new Float64Array(total)
   let issued = 0
   let started = 0
-  const offset = epochOffset()
   const stalls = stallMonitor()
-  const clock = recordClock()
   const body = async () => {
-    if (started === 0) clock.first()
     starts[started++] = performance.now()
   }
   const loop = async () => {
@@ -312,15 +265,11 @@ const bindingPromise = async (shape: Shape, total = shape.total): Promise<Bindin
     }
   }
   const wall = performance.now()
-  try {
-    await Promise.all(range(CALLERS).map(loop))
-  } finally {
-    clock.restore()
-  }
+  await Promise.all(range(CALLERS).map(loop))
   const wallMs = performance.now() - wall
   const stats = await stalls()
   await limiter.close()
-  return analyse({ ...shape, total }, starts, clock.t0, offset, wallMs, stats)
+  return analyse({ ...shape, total }, starts, wallMs, stats)
 }
 
 /** The Effect API: 2,000 fibers, each submitting one call after another until `total` calls were issued. */
@@ -330,11 +279,8 @@ const bindingEffect = async (shape: Shape, total = shape.total): Promise<Binding
   const starts = new Float64Array(total)
   let issued = 0
   let started = 0
-  const offset = epochOffset()
   const stalls = stallMonitor()
-  const clock = recordClock()
   const body = Effect.sync(() => {
-    if (started === 0) clock.first()
     starts[started++] = performance.now()
   })
   const loop = Effect.gen(function*() {
@@ -344,15 +290,11 @@ const bindingEffect = async (shape: Shape, total = shape.total): Promise<Binding
     }
   })
   const wall = performance.now()
-  try {
-    await runtime.runPromise(Effect.forEach(range(CALLERS), () => loop, { concurrency: "unbounded", discard: true }))
-  } finally {
-    clock.restore()
-  }
+  await runtime.runPromise(Effect.forEach(range(CALLERS), () => loop, { concurrency: "unbounded", discard: true }))
   const wallMs = performance.now() - wall
   const stats = await stalls()
   await runtime.dispose()
-  return analyse({ ...shape, total }, starts, clock.t0, offset, wallMs, stats)
+  return analyse({ ...shape, total }, starts, wallMs, stats)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -442,8 +384,8 @@ const partAB = async () => {
 const partC = async () => {
   console.log(`(c) binding bucket of 20,000 calls/s (token bucket), ${fmt(CALLERS)} concurrent looping callers, median of ${BINDING_RUNS} runs per column`)
   for (const line of [
-    "ideal start of the k-th call (0-based) = t0 + max(0, (k - C + 1) / 20) ms; C = capacity; t0 = the first booking's time on the",
-    "limiter's Date.now() clock, put on the performance.now() base (t0 spread = Date.now() in the first call's body - t0).",
+    "ideal start of the k-th call (0-based) = t0 + max(0, (k - C + 1) / 20) ms; C = capacity; t0 = the first call's start (it is",
+    "booked at once and starts microseconds later).",
     "lateness = actual start - ideal; early = started more than 0.5 ms before its ideal; steady = the calls from \"steady from\" on",
     "(burst and catch-up over), which is also where the rate is measured.",
     "Lateness only steps up for good (its floor: capacity lost when a stall outlasts C / r, the bucket's tolerance: 10 ms for",
@@ -479,7 +421,6 @@ const partC = async () => {
         `${fmt(m((r) => r.early))} ${m((r) => r.early) === 0 ? "ok" : "MISS"}`,
         fmt(m((r) => r.minLateness), 3),
         fmt(m((r) => r.burstMs), 1),
-        fmt(Math.max(...results.map((r) => r.t0SpreadMs))),
         fmt(m((r) => r.stalls.gcMaxMs), 1),
         fmt(m((r) => r.stalls.timerGapMs), 1),
         fmt(m((r) => r.stalls.preempted)),
@@ -490,7 +431,7 @@ const partC = async () => {
     }
   }
   console.log(table(
-    ["bucket, path", "C", "calls", "steady from", "rate/s", "rate/20k", "p50 ms", "p99 ms", "max ms", "steady p50", "steady p99", "transient p99", "lost ms", "early", "min late ms", "burst ms", "t0 spread", "gc max ms", "timer gap ms", "preempted", "cpu %", "gc %", "run s"],
+    ["bucket, path", "C", "calls", "steady from", "rate/s", "rate/20k", "p50 ms", "p99 ms", "max ms", "steady p50", "steady p99", "transient p99", "lost ms", "early", "min late ms", "burst ms", "gc max ms", "timer gap ms", "preempted", "cpu %", "gc %", "run s"],
     rows
   ))
   console.log(`targets: rate/20k >= 0.95, p99 lateness < 5 ms, early = 0`)

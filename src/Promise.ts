@@ -158,7 +158,7 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
     if (closed) return Promise.reject(abortError("the limiter is closed"))
     if (signal?.aborted) return Promise.reject(abortError("the call was aborted", signal.reason))
     const waitMs = maxWaitMs(options)
-    const deadline = waitMs === Infinity ? Infinity : Date.now() + waitMs
+    const deadline = waitMs === Infinity ? Infinity : entry.queue.now() + waitMs
     const enqueue = (resolve: (reservation: Reservation) => void, reject: (error: unknown) => void) => {
       const onClosed = () => reject(abortError("the limiter was closed while the call waited"))
       if (signal === undefined) {
@@ -317,9 +317,9 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
   const reserve = (meta: Meta, options?: CallOptions): Promise<PromisePermit> =>
     withCore(async (limiter) => {
       const { entry, charge } = Either.getOrThrowWith(lookup(limiter, meta), identity)
-      const start = Date.now()
+      const start = entry.queue.now()
       const reservation = await admit(limiter, entry, charge, options)
-      const waitedMs = Date.now() - start
+      const waitedMs = entry.queue.now() - start
       let open = true
       const close = (f: () => Promise<void>): Promise<void> => {
         if (!open) return Promise.reject(new ReservationNotFound({ bucket: entry.bucket.name, id: reservation.id }))

@@ -189,21 +189,30 @@ const headerRecord = (headers: ProviderResponse["headers"]): Record<string, stri
  */
 export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
   const admit = (meta: Meta, options: WaitOptions | undefined) =>
-    Effect.gen(function*() {
-      const entry = yield* limiter.entry(meta.bucket)
-      const charge = yield* limiter.charge(entry, meta.usage)
-      return yield* limiter.acquire(entry, charge, maxWaitMs(options))
+    Effect.suspend((): Effect.Effect<Limiter.Admission, RateLimitError> => {
+      const entry = limiter.entry(meta.bucket)
+      if (Either.isLeft(entry)) return entry.left
+      const charge = limiter.charge(entry.right, meta.usage)
+      if (Either.isLeft(charge)) return charge.left
+      return limiter.acquire(entry.right, charge.right, maxWaitMs(options))
     })
 
-  const settleWith = (admission: Limiter.Admission, usage: Quota.Usage | undefined) =>
-    Effect.gen(function*() {
-      const actual = Quota.actualOf(admission.entry.bucket, usage)
-      // A bad usage still settles (keeping the charge) so that no reservation stays open, then reports.
-      yield* limiter.settle(admission.entry, admission.reservation.id, Either.getOrElse(actual, () => [])).pipe(
-        Effect.catchTag("ReservationNotFound", Effect.die)
-      )
-      if (Either.isLeft(actual)) return yield* actual.left
-    })
+  /**
+   * Settles with a usage, then ends as `exit` does. A bad usage still settles (keeping the charge), so that no
+   * reservation stays open, then fails. No effect runs when the backend's state is in this process.
+   */
+  const settleThen = <A, E>(admission: Limiter.Admission, usage: Either.Either<unknown, InvalidUsage>, exit: Exit.Exit<A, E>) => {
+    const { entry, reservation } = admission
+    const actual = Either.flatMap(usage, (u) => Quota.actualOf(entry.bucket, u))
+    const charged = Either.getOrElse(actual, () => [])
+    const outcome: Effect.Effect<A, E | InvalidUsage> = Either.isLeft(actual) ? actual.left : exit
+    const settled = entry.queue.settleNow(reservation.id, charged)
+    if (settled === true) return outcome
+    const settle = settled === false
+      ? Effect.die(new ReservationNotFound({ bucket: entry.bucket.name, id: reservation.id }))
+      : limiter.settle(entry, reservation.id, charged).pipe(Effect.catchTag("ReservationNotFound", Effect.die))
+    return Effect.zipRight(settle, outcome)
+  }
 
   const usageFrom = <A, E>(bucket: string, options: SubmitOptions<A, E> | undefined, exit: Exit.Exit<A, E>) =>
     Exit.isSuccess(exit) && options?.actualUsage !== undefined
@@ -213,29 +222,38 @@ export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
       })
       : Either.right(undefined)
 
-  /** One attempt: admitted, run, learnt from, settled. A refusal keeps its charge: the provider counted it. */
-  const attempt = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options: SubmitOptions<A, E> | undefined) =>
+  /** One attempt: admitted, run, then `finish`ed (settled) whatever its exit, uninterruptibly. */
+  const attempt = <A, E, R, E2>(
+    meta: Meta,
+    effect: Effect.Effect<A, E, R>,
+    options: WaitOptions | undefined,
+    finish: (admission: Limiter.Admission, exit: Exit.Exit<A, E>) => Effect.Effect<A, E2>
+  ) =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function*() {
-        const admission = yield* restore(admit(meta, options))
-        const exit = yield* Effect.exit(restore(effect))
-        const response = options?.response?.(exit)
-        const refused = response === undefined ? undefined : yield* limiter.learn(admission.entry, response)
-        const usage = refused === undefined ? usageFrom(meta.bucket, options, exit) : Either.right(undefined)
-        yield* settleWith(admission, Either.getOrUndefined(usage))
-        if (refused !== undefined) return yield* Effect.fail(refused)
-        if (Either.isLeft(usage)) return yield* usage.left
-        return yield* exit
-      })
-    )
+      Effect.flatMap(restore(admit(meta, options)), (admission) =>
+        Effect.flatMap(Effect.exit(restore(effect)), (exit) => finish(admission, exit))))
 
   const submit = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: SubmitOptions<A, E>) => {
-    const attempts = limiter.retryRefused(attempt(meta, effect, options)).pipe(
-      Effect.catchIf(
-        (error): error is Limiter.Refused => error instanceof Limiter.Refused,
-        (refused) => Effect.fail(refusedError(meta.bucket, refused, limiter.settings.retry.maxAttempts))
+    const read = options?.response
+    // Only a call whose answer is read can be refused: the others skip the retry machinery.
+    const attempts: Effect.Effect<A, E | RateLimitError, R> = read === undefined
+      ? attempt(meta, effect, options, (admission, exit) => settleThen(admission, usageFrom(meta.bucket, options, exit), exit))
+      : limiter.retryRefused(
+        attempt(meta, effect, options, (admission, exit) => {
+          const response = read(exit)
+          const learnt = response === undefined ? Effect.succeed(undefined) : limiter.learn(admission.entry, response)
+          return Effect.flatMap(learnt, (refused): Effect.Effect<A, E | RateLimitError | Limiter.Refused> =>
+            // A refusal keeps its charge: the provider counted it.
+            refused === undefined
+              ? settleThen(admission, usageFrom(meta.bucket, options, exit), exit)
+              : settleThen(admission, Either.right(undefined), Exit.fail(refused)))
+        })
+      ).pipe(
+        Effect.catchIf(
+          (error): error is Limiter.Refused => error instanceof Limiter.Refused,
+          (refused) => Effect.fail(refusedError(meta.bucket, refused, limiter.settings.retry.maxAttempts))
+        )
       )
-    )
     const breaker = limiter.breaker
     return breaker === undefined ? attempts : breaker.guard(meta.bucket, attempts, (exit) =>
       Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error instanceof RateLimitedByProvider))

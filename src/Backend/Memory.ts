@@ -12,8 +12,8 @@ import * as LocalState from "../internal/localState.js"
 import type { Bucket } from "../Quota.js"
 
 /**
- * Makes a memory backend on the `Clock` of the fiber that makes it (`TestClock` in tests). Each bucket's state
- * is created on first use.
+ * Makes a memory backend on the `Clock` of the fiber that makes it (`TestClock` in tests), read to the
+ * nanosecond. Each bucket's state is created on first use.
  *
  * @example
  * ```ts
@@ -34,7 +34,9 @@ export const make: Effect.Effect<BackendService> = Effect.map(Effect.clock, (clo
     }
     return state
   }
-  const now = () => clock.unsafeCurrentTimeMillis()
+  // Fractional and monotonic (the clock's nanoseconds): a caller that fits 0.3 ms from now is admitted then,
+  // not when the millisecond ticks over.
+  const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1e6
 
   return LocalState.register(Backend.of({
     reserve: (bucket, charge, maxWaitMs) =>
@@ -54,7 +56,7 @@ export const make: Effect.Effect<BackendService> = Effect.map(Effect.clock, (clo
       }),
     forget: (bucket) => Effect.sync(() => states.delete(bucket.name)),
     status: (bucket, demand) => Effect.sync(() => stateOf(bucket).status(now(), demand))
-  }), { clock, stateOf })
+  }), { now, stateOf })
 })
 
 /**

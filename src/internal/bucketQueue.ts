@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Clock, Effect, Either } from "effect"
+import { Effect, Either } from "effect"
 import type { BackendService, Reservation } from "../Backend.js"
 import { type BackendUnavailable, CapacityExceeded } from "../Errors.js"
 import type { Bucket } from "../Quota.js"
@@ -49,12 +49,20 @@ export class BucketQueue {
   /** A concurrency quota: settling gives its slot back even when the charge is kept. */
   private readonly hasSlots: boolean
   /** Set when the backend's state lives in this process: then booking needs no effect. */
-  private readonly local: { readonly clock: LocalState["clock"]; readonly state: BucketState } | undefined
+  private readonly local: BucketState | undefined
+  /** The time deadlines are kept in: the local backend's own, else the limiter's clock. */
+  readonly now: () => number
 
-  constructor(readonly bucket: Bucket, private readonly backend: BackendService, local: LocalState | undefined) {
+  constructor(
+    readonly bucket: Bucket,
+    private readonly backend: BackendService,
+    clockNow: () => number,
+    local: LocalState | undefined
+  ) {
     this.demand = bucket.quotas.map(() => 0)
     this.hasSlots = bucket.quotas.some((quota) => quota.algorithm === "concurrency")
-    this.local = local && { clock: local.clock, state: local.stateOf(bucket) }
+    this.local = local?.stateOf(bucket)
+    this.now = local?.now ?? clockNow
   }
 
   /**
@@ -63,7 +71,7 @@ export class BucketQueue {
    */
   tryNow(charge: ReadonlyArray<number>): Reservation | undefined {
     if (this.count > 0 || this.local === undefined) return undefined
-    const outcome = this.local.state.reserve(charge, this.local.clock.unsafeCurrentTimeMillis(), 0)
+    const outcome = this.local.reserve(charge, this.now(), 0)
     return outcome._tag === "Reserved" ? { id: outcome.id, bucket: this.bucket.name, at: outcome.at } : undefined
   }
 
@@ -73,7 +81,7 @@ export class BucketQueue {
    */
   settleNow(id: string, actual: ReadonlyArray<number | undefined>): boolean | undefined {
     if (this.local === undefined) return undefined
-    const settled = this.local.state.settle(id, actual, this.local.clock.unsafeCurrentTimeMillis())
+    const settled = this.local.settle(id, actual, this.now())
     // Keeping the charge frees nothing but a concurrency slot: then the driver has no reason to look again.
     if (this.hasSlots || actual.some((amount) => amount !== undefined)) this.notify()
     return settled
@@ -151,7 +159,7 @@ export class BucketQueue {
   /** Admits heads while they fit; returns how long until the head may fit or a deadline passes. */
   private readonly drain: Effect.Effect<number> = Effect.gen(this, function*() {
     for (;;) {
-      const now = yield* Clock.currentTimeMillis
+      const now = this.now()
       const nextDeadline = this.expire(now)
       const head = this.head
       if (head === undefined) return Infinity
@@ -177,13 +185,13 @@ export class BucketQueue {
   })
 
   /** `drain` when the backend's state is in this process: one synchronous pass, no effect per admission. */
-  private drainLocal(local: NonNullable<BucketQueue["local"]>): number {
+  private drainLocal(local: BucketState): number {
     for (;;) {
-      const now = local.clock.unsafeCurrentTimeMillis()
+      const now = this.now()
       const nextDeadline = this.expire(now)
       const head = this.head
       if (head === undefined) return Infinity
-      const outcome = local.state.reserve(head.charge, now, 0)
+      const outcome = local.reserve(head.charge, now, 0)
       if (outcome._tag === "Wait") return Math.min(outcome.retryAfterMs, nextDeadline - now)
       this.unlink(head)
       if (outcome._tag === "Reserved") head.onAdmit({ id: outcome.id, bucket: this.bucket.name, at: outcome.at })

@@ -79,7 +79,8 @@ export class Limiter {
     readonly settings: Quota.Settings,
     readonly backend: BackendService,
     readonly breaker: CircuitBreaker.CircuitBreakerService | undefined,
-    private readonly runDriver: RunDriver
+    private readonly runDriver: RunDriver,
+    private readonly clock: Clock.Clock
   ) {
     this.provider = settings.provider === undefined ? undefined : Either.getOrUndefined(Provider.get(settings.provider))
     this.retrySchedule = retryScheduleOf(settings.retry)
@@ -90,7 +91,7 @@ export class Limiter {
   private add(bucket: Quota.Bucket, dynamic: boolean): Entry {
     const entry: Entry = {
       bucket,
-      queue: new BucketQueue(bucket, this.backend, this.local),
+      queue: new BucketQueue(bucket, this.backend, () => this.clock.unsafeCurrentTimeMillis(), this.local),
       capacities: bucket.quotas.map((q) => capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier)),
       dynamic,
       used: true
@@ -190,22 +191,21 @@ export class Limiter {
     charge: ReadonlyArray<number>,
     maxWaitMs: number
   ): Effect.Effect<Admission, CapacityExceeded | QueueOverflow | BackendUnavailable> {
-    const now = entry.queue.tryNow(charge)
-    if (now !== undefined) return Effect.succeed({ entry, reservation: now, waitedMs: 0 })
-    return Effect.gen(this, function*() {
-      const start = yield* Clock.currentTimeMillis
-      yield* this.checkWait(entry, charge, maxWaitMs)
-      const reservation = yield* Effect.async<Reservation, CapacityExceeded | QueueOverflow | BackendUnavailable>((resume) => {
-        const queued = this.enqueue(entry, charge, start + maxWaitMs, {
+    return Effect.suspend(() => {
+      const now = entry.queue.tryNow(charge)
+      if (now !== undefined) return Effect.succeed({ entry, reservation: now, waitedMs: 0 })
+      const start = entry.queue.now()
+      const queued = Effect.async<Reservation, CapacityExceeded | QueueOverflow | BackendUnavailable>((resume) => {
+        const waiter = this.enqueue(entry, charge, start + maxWaitMs, {
           onAdmit: (reservation) => resume(Effect.succeed(reservation)),
           onFail: (error) => resume(Effect.fail(error)),
           onClosed: () => resume(Effect.interrupt)
         })
-        if (Either.isLeft(queued)) return resume(Effect.fail(queued.left))
-        return Effect.sync(() => entry.queue.cancel(queued.right))
+        if (Either.isLeft(waiter)) return resume(Effect.fail(waiter.left))
+        return Effect.sync(() => entry.queue.cancel(waiter.right))
       })
-      const now = yield* Clock.currentTimeMillis
-      return { entry, reservation, waitedMs: now - start }
+      const admitted = Effect.map(queued, (reservation) => ({ entry, reservation, waitedMs: entry.queue.now() - start }))
+      return maxWaitMs === Infinity ? admitted : Effect.zipRight(this.checkWait(entry, charge, maxWaitMs), admitted)
     })
   }
 
@@ -290,7 +290,7 @@ export const make = (config: unknown) =>
     const breaker = settings.breaker === undefined ? undefined : yield* CircuitBreaker.make(settings.breaker)
     const drivers = yield* FiberMap.make<string>()
     const runDriver = yield* FiberMap.runtime(drivers)<never>()
-    const limiter = new Limiter(settings, yield* Backend, breaker, runDriver)
+    const limiter = new Limiter(settings, yield* Backend, breaker, runDriver, yield* Effect.clock)
     if (settings.mode === "basic") {
       yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(settings.basic.idleAfter), limiter.sweep)))
     }

@@ -7,15 +7,15 @@
  *
  * @internal
  */
-import { type Clock, Effect } from "effect"
+import { Effect } from "effect"
 import type { BackendService, ReserveResult } from "../Backend.js"
 import { CapacityExceeded } from "../Errors.js"
 import type { Bucket } from "../Quota.js"
 import type { BucketState, ReserveOutcome } from "./bucketState.js"
 
 export interface LocalState {
-  /** The clock the backend's effects read (the fiber's when it was made; `TestClock` in tests). */
-  readonly clock: Clock.Clock
+  /** The time the backend books at, in epoch milliseconds (fractional). */
+  readonly now: () => number
   readonly stateOf: (bucket: Bucket) => BucketState
 }
 
