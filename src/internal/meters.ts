@@ -129,7 +129,11 @@ class TokenBucket implements Meter {
       const hold = this.pending[folded++]
       this.charge(hold, hold.mark)
     }
-    if (folded > 0) this.pending = this.pending.slice(folded)
+    if (folded > 0) {
+      this.pending = this.pending.slice(folded)
+      // The same sum, but added in another order: keep `projected` exactly what the folded state gives.
+      this.project()
+    }
   }
 
   private project(): void {
