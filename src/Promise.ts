@@ -11,6 +11,7 @@ import * as RedisBackend from "./Backend/Redis.js"
 import { type BackendUnavailable, InvalidUsage, ReservationNotFound } from "./Errors.js"
 import type { Waiter } from "./internal/bucketQueue.js"
 import * as Limiter from "./internal/limiter.js"
+import * as Provider from "./Provider.js"
 import * as Quota from "./Quota.js"
 import type { LimiterStatus, Meta } from "./RateLimited.js"
 
@@ -259,7 +260,12 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
   }
 
   /** The path that waits for the runtime to start and reads the provider's answers, retrying refusals. */
-  const submitReading = <A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A> =>
+  const submitReading = <A>(
+    meta: Meta,
+    call: (signal: AbortSignal) => Promise<A>,
+    options?: PromiseSubmitOptions<A>,
+    handOff?: HandOff<A>
+  ): Promise<A> =>
     track(withCore(async (limiter) => {
       let retries: Schedule.ScheduleDriver<unknown, unknown> | undefined
       for (;;) {
@@ -275,6 +281,14 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
           const again = await run(Effect.either(retries.next(refused)))
           if (Either.isRight(again)) continue
         } else {
+          const settleLater = (usage: Quota.Usage | undefined) =>
+            void Promise.resolve()
+              .then(() => settle(limiter, entry, reservation.id, Either.right(usage && limitedTo(entry, usage))))
+              .catch(() => undefined)
+          const handedOff = Either.isRight(outcome) && options?.actualUsage === undefined
+            ? handOff?.(outcome.right, settleLater)
+            : undefined
+          if (handedOff !== undefined) return handedOff
           const usage = Either.isRight(outcome)
             ? await usageOf(limiter, meta.bucket, outcome.right, options)
             : Either.right(undefined)
@@ -309,9 +323,13 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
     const bucket = bucketOf?.(model) ?? provider.family(model)
     const entry = limiter.entry(bucket)
     if (Either.isLeft(entry)) throw entry.left
-    return submit({ bucket, usage: limitedTo(entry.right, usage.right) }, () => globalThis.fetch(input, init), {
-      ...(init?.signal ? { signal: init.signal } : {})
-    })
+    const streamUsage = Provider.streamUsageOf(provider, model)
+    return submitReading(
+      { bucket, usage: limitedTo(entry.right, usage.right) },
+      () => globalThis.fetch(input, init),
+      init?.signal ? { signal: init.signal } : undefined,
+      (response, settleWith) => followStream(response, streamUsage, settleWith)
+    )
   }
 
   const reserve = (meta: Meta, options?: CallOptions): Promise<PromisePermit> =>
@@ -353,6 +371,69 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
   }
 
   return { submit, fetch, reserve, status, close }
+}
+
+/**
+ * Takes over the settlement of a result that is still running (a streamed body): returns what the caller gets
+ * and settles through `settleWith` once it ends, or returns `undefined` to settle now.
+ */
+type HandOff<A> = (result: A, settleWith: (usage: Quota.Usage | undefined) => void) => A | undefined
+
+/**
+ * A server-sent-events response, passed through byte for byte while its `data:` lines are read for usage:
+ * `finish` gets the usage they reported once the body ends, fails or is cancelled. Anything else: `undefined`.
+ */
+const followStream = (
+  response: Response,
+  usageOf: (chunk: unknown) => Quota.Usage | undefined,
+  finish: (usage: Quota.Usage | undefined) => void
+): Response | undefined => {
+  const streamed = (response.headers.get("content-type") ?? "").includes("text/event-stream")
+  if (!response.ok || !streamed || response.body === null) return undefined
+  const reader = response.body.getReader()
+  const decoder = new TextDecoder()
+  let partial = ""
+  let usage: Quota.Usage | undefined
+  let ended = false
+  const end = () => {
+    if (ended) return
+    ended = true
+    finish(usage)
+  }
+  const read = (text: string) => {
+    const lines = (partial + text).split("\n")
+    partial = lines.pop() ?? ""
+    for (const line of lines) {
+      if (!line.startsWith("data:")) continue
+      const chunk = parseJson(line.slice(5).trim())
+      if (chunk !== undefined) usage = usageOf(chunk) ?? usage
+    }
+  }
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read()
+        if (done) {
+          read(decoder.decode() + "\n")
+          end()
+          return controller.close()
+        }
+        read(decoder.decode(value, { stream: true }))
+        controller.enqueue(value)
+      } catch (error) {
+        end()
+        controller.error(error)
+      }
+    },
+    cancel(reason) {
+      end()
+      return reader.cancel(reason)
+    }
+  })
+  const followed = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
+  // SDKs read the URL a response came from.
+  Object.defineProperty(followed, "url", { value: response.url })
+  return followed
 }
 
 /** What a running call sees when its caller gave no signal: one that never aborts. */

@@ -46,6 +46,48 @@ describe("createRateLimiter with a provider", () => {
     await limiter.close()
   })
 
+  it("fetch of a streamed response settles when its body ends, with the usage its events reported", async () => {
+    await Effect.runPromise(emulator.reset)
+    const limiter = createRateLimiter({
+      provider: "anthropic",
+      buckets: {
+        "claude-sonnet-4.x": {
+          quotas: [{ metric: "input_tokens", limit: 10_000, window: "1 minute" }, { metric: "output_tokens", limit: 2_000, window: "1 minute" }]
+        }
+      }
+    })
+    const response = await limiter.fetch(`${emulator.url}/v1/messages`, {
+      method: "POST",
+      body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 1000, x_completion_tokens: 7, stream: true, messages: [{ role: "user", content: "Hi" }] })
+    })
+    expect(response.headers.get("content-type")).toContain("text/event-stream")
+    const before = await limiter.status("claude-sonnet-4.x")
+    expect(before.open).toBe(1) // still streaming: the 1000 output tokens stay charged
+    expect(before.quotas[1].used).toBeGreaterThan(990)
+    const text = await response.text()
+    expect(text).toContain("message_delta") // the caller reads every event
+    const after = await limiter.status("claude-sonnet-4.x")
+    expect(after.open).toBe(0)
+    expect(after.quotas[1].used).toBeLessThanOrEqual(7) // settled with the 7 the stream reported
+    await limiter.close()
+  })
+
+  it("a streamed response the caller abandons is settled with what it reported so far", async () => {
+    await Effect.runPromise(emulator.reset)
+    const limiter = createRateLimiter({
+      provider: "anthropic",
+      buckets: { "claude-sonnet-4.x": { quotas: [{ metric: "output_tokens", limit: 2_000, window: "1 minute" }] } }
+    })
+    const response = await limiter.fetch(`${emulator.url}/v1/messages`, {
+      method: "POST",
+      body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 1000, x_completion_tokens: 7, stream: true, messages: [{ role: "user", content: "Hi" }] })
+    })
+    await response.body?.cancel()
+    const status = await limiter.status("claude-sonnet-4.x")
+    expect(status.open).toBe(0)
+    await limiter.close()
+  })
+
   it("a 429 is retried after its hint; the caller sees only the final response", async () => {
     await Effect.runPromise(emulator.reset)
     // The limiter believes in 50 requests per second; the provider allows 5: the 6th gets a 429.
