@@ -22,21 +22,29 @@ const body = (maxTokens: number) =>
 const post = (limiter: RateLimiter, maxTokens = 50) =>
   limiter.fetch(`${emulator.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body(maxTokens) })
 
+/** Anthropic's split token quotas on the family bucket of claude-sonnet-4-20250514. */
+const claudeLimiter = () =>
+  createRateLimiter({
+    provider: "anthropic",
+    buckets: {
+      "claude-sonnet-4.x": {
+        quotas: [{ metric: "input_tokens", limit: 10_000, window: "1 minute" }, { metric: "output_tokens", limit: 2_000, window: "1 minute" }]
+      }
+    }
+  })
+
+/** A message of 1000 max_tokens that generates 7. */
+const postMessage = (limiter: RateLimiter, stream: boolean) =>
+  limiter.fetch(`${emulator.url}/v1/messages`, {
+    method: "POST",
+    body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 1000, x_completion_tokens: 7, stream, messages: [{ role: "user", content: "Hi" }] })
+  })
+
 describe("createRateLimiter with a provider", () => {
   it("fetch charges by the request body, runs under the model's family bucket and settles with the reported usage", async () => {
     await Effect.runPromise(emulator.reset)
-    const limiter = createRateLimiter({
-      provider: "anthropic",
-      buckets: {
-        "claude-sonnet-4.x": {
-          quotas: [{ metric: "input_tokens", limit: 10_000, window: "1 minute" }, { metric: "output_tokens", limit: 2_000, window: "1 minute" }]
-        }
-      }
-    })
-    const response = await limiter.fetch(`${emulator.url}/v1/messages`, {
-      method: "POST",
-      body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 1000, x_completion_tokens: 7, messages: [{ role: "user", content: "Hi" }] })
-    })
+    const limiter = claudeLimiter()
+    const response = await postMessage(limiter, false)
     expect(response.status).toBe(200)
     const answer = Schema.decodeUnknownSync(Schema.Struct({ usage: Schema.Struct({ output_tokens: Schema.Number }) }))(await response.json())
     expect(answer.usage.output_tokens).toBe(7) // the caller's body is untouched
@@ -48,18 +56,8 @@ describe("createRateLimiter with a provider", () => {
 
   it("fetch of a streamed response settles when its body ends, with the usage its events reported", async () => {
     await Effect.runPromise(emulator.reset)
-    const limiter = createRateLimiter({
-      provider: "anthropic",
-      buckets: {
-        "claude-sonnet-4.x": {
-          quotas: [{ metric: "input_tokens", limit: 10_000, window: "1 minute" }, { metric: "output_tokens", limit: 2_000, window: "1 minute" }]
-        }
-      }
-    })
-    const response = await limiter.fetch(`${emulator.url}/v1/messages`, {
-      method: "POST",
-      body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 1000, x_completion_tokens: 7, stream: true, messages: [{ role: "user", content: "Hi" }] })
-    })
+    const limiter = claudeLimiter()
+    const response = await postMessage(limiter, true)
     expect(response.headers.get("content-type")).toContain("text/event-stream")
     const before = await limiter.status("claude-sonnet-4.x")
     expect(before.open).toBe(1) // still streaming: the 1000 output tokens stay charged
@@ -74,14 +72,8 @@ describe("createRateLimiter with a provider", () => {
 
   it("a streamed response the caller abandons is settled with what it reported so far", async () => {
     await Effect.runPromise(emulator.reset)
-    const limiter = createRateLimiter({
-      provider: "anthropic",
-      buckets: { "claude-sonnet-4.x": { quotas: [{ metric: "output_tokens", limit: 2_000, window: "1 minute" }] } }
-    })
-    const response = await limiter.fetch(`${emulator.url}/v1/messages`, {
-      method: "POST",
-      body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 1000, x_completion_tokens: 7, stream: true, messages: [{ role: "user", content: "Hi" }] })
-    })
+    const limiter = claudeLimiter()
+    const response = await postMessage(limiter, true)
     await response.body?.cancel()
     const status = await limiter.status("claude-sonnet-4.x")
     expect(status.open).toBe(0)
