@@ -117,6 +117,29 @@ describe("RateLimited with a provider", () => {
       assert.strictEqual((yield* RateLimited.status("scaled")).quotas[0].used, 8)
     }), { buckets: { scaled: { quotas: [{ metric: "requests", limit: 10, window: "2 seconds" }] } } }))
 
+  it.effect("a limit the provider reports below the configured one wins, and what is booked stays booked", () =>
+    run(Effect.gen(function*() {
+      // Configured at 30,000 tokens a minute; the key's real limit is 10,000, and 4,000 of it are in use.
+      const lower: Answer = {
+        status: 200,
+        headers: { "x-ratelimit-limit-tokens": "10000", "x-ratelimit-remaining-tokens": "6000", "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59" }
+      }
+      const provider = yield* scripted([lower])
+      yield* RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 4_000 } }, provider.call, { response })
+      const status = yield* RateLimited.status("gpt-4o")
+      assert.strictEqual(status.quotas[1].limit, 10_000)
+      assert.strictEqual(status.quotas[0].limit, 60) // the same as configured: unchanged
+      assert.strictEqual(status.quotas[1].used, 4_000)
+      // 12,000 tokens fitted the configured quota; they can never fit the provider's.
+      const tooLarge = yield* Effect.flip(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 12_000 } }, Effect.void))
+      assert.strictEqual(tooLarge._tag, "CapacityExceeded")
+      // 6,000 fit now, the next 6,000 only once 2,000 have refilled at 10,000 a minute: 12 seconds.
+      yield* RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 6_000 } }, Effect.void)
+      const later = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 2_000 } }, Clock.currentTimeMillis))
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual(yield* Fiber.join(later), 12_000)
+    })))
+
   it.effect("repeated refusals open the circuit: later calls fail fast with CircuitOpen", () =>
     run(Effect.gen(function*() {
       const provider = yield* scripted([tooMany(1)])

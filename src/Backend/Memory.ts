@@ -31,6 +31,9 @@ export const make: Effect.Effect<BackendService> = Effect.map(Effect.clock, (clo
     if (state === undefined) {
       state = new BucketState(bucket)
       states.set(bucket.name, state)
+    } else if (state.bucket !== bucket) {
+      // The same bucket at other limits (a provider reported lower ones): the state carries over.
+      state.retune(bucket)
     }
     return state
   }

@@ -54,7 +54,7 @@ export class BucketQueue {
   readonly now: () => number
 
   constructor(
-    readonly bucket: Bucket,
+    public bucket: Bucket,
     private readonly backend: BackendService,
     clockNow: () => number,
     local: LocalState | undefined
@@ -85,6 +85,13 @@ export class BucketQueue {
     // Keeping the charge frees nothing but a concurrency slot: then the driver has no reason to look again.
     if (this.hasSlots || actual.some((amount) => amount !== undefined)) this.notify()
     return settled
+  }
+
+  /** Runs under the same quotas at other limits from now on (see `Limiter.learn`). */
+  retune(bucket: Bucket): void {
+    this.bucket = bucket
+    this.local?.retune(bucket)
+    this.notify()
   }
 
   get length(): number {

@@ -31,8 +31,25 @@ export class BucketState {
   private blockedUntil = -Infinity
   private nextId = 1
 
-  constructor(readonly bucket: Bucket) {
+  constructor(public bucket: Bucket) {
     this.meters = bucket.quotas.map((q) => makeMeter(q, bucket.safetyRatio, bucket.burstMultiplier, bucket.skew))
+  }
+
+  /**
+   * Runs under `bucket`, the same quotas at other limits (a provider reported lower ones); what is booked stays
+   * booked.
+   */
+  retune(bucket: Bucket): void {
+    const same = (a: Bucket["quotas"][number], b: Bucket["quotas"][number] | undefined) =>
+      b !== undefined && a.metric === b.metric && a.algorithm === b.algorithm && a.windowMs === b.windowMs
+    // Another shape of quotas under the same name is not a retuning: this state keeps what it was made for.
+    if (bucket.quotas.length !== this.bucket.quotas.length || !bucket.quotas.every((q, i) => same(q, this.bucket.quotas[i]))) return
+    bucket.quotas.forEach((quota, i) => this.meters[i].retune(effectiveLimit(quota, bucket.safetyRatio)))
+    this.bucket = bucket
+  }
+
+  private advance(now: number): void {
+    for (const meter of this.meters) meter.advance(now)
   }
 
   /** Earliest time at or after `from` at which every quota takes its amount. */
@@ -51,6 +68,7 @@ export class BucketState {
 
   /** Books `amounts` at the earliest time they fit, unless that is more than `maxWaitMs` away. */
   reserve(amounts: ReadonlyArray<number>, now: number, maxWaitMs: number): ReserveOutcome {
+    this.advance(now)
     for (let i = 0; i < this.meters.length; i++) {
       if (amounts[i] > this.meters[i].capacity) return { _tag: "TooLarge", metric: this.bucket.quotas[i].metric }
     }
@@ -72,6 +90,7 @@ export class BucketState {
    * quota that refunds gets the difference back; above it, the excess is charged. Returns false if not open.
    */
   settle(id: string, actual: ReadonlyArray<number | undefined>, now: number): boolean {
+    this.advance(now)
     const reservation = this.open.get(id)
     if (reservation === undefined) return false
     this.open.delete(id)
@@ -96,6 +115,7 @@ export class BucketState {
 
   /** Takes a reservation back as if it had never been made. Returns false if not open. */
   release(id: string, now: number): boolean {
+    this.advance(now)
     const reservation = this.open.get(id)
     if (reservation === undefined) return false
     this.open.delete(id)

@@ -16,9 +16,10 @@ import { type LocalState, localStateOf } from "./localState.js"
 import { capacityOf } from "./meters.js"
 
 export interface Entry {
-  readonly bucket: Quota.Bucket
+  /** Lowered when the provider reports lower limits than configured (`Limiter.learn`). */
+  bucket: Quota.Bucket
   readonly queue: BucketQueue
-  readonly capacities: ReadonlyArray<number>
+  capacities: ReadonlyArray<number>
   /** Made on first use in basic mode, and dropped again when idle or least recently used. */
   readonly dynamic: boolean
   /** Used since the idle sweeper last looked. */
@@ -234,12 +235,15 @@ export class Limiter {
     return Effect.gen(this, function*() {
       const now = yield* Clock.currentTimeMillis
       const reported = provider.parseHeaders(response.headers, now)
-      const used = entry.bucket.quotas.map((quota) => {
+      const reports = entry.bucket.quotas.map((quota) => {
         // One quota on a metric takes that metric's report; several (per minute and per day) go by window.
         const alone = entry.bucket.quotas.filter((q) => q.metric === quota.metric).length === 1
-        const report = reported.find((r) =>
+        return reported.find((r) =>
           r.metric === quota.metric && (alone || r.window === undefined || WINDOW_MS[r.window] === quota.windowMs)
         )
+      })
+      yield* this.lowerTo(entry, reports.map((report) => report?.limit))
+      const used = reports.map((report) => {
         if (report?.limit === undefined || report.remaining === undefined) return undefined
         // A rounded remainder may hide up to half its precision of usage: assume the worse half.
         return Math.max(0, report.limit - report.remaining + (report.precision ?? 0) / 2)
@@ -256,6 +260,28 @@ export class Limiter {
       if (blockForMs > 0) entry.queue.notify()
       return refused ? new Refused(response, advice) : undefined
     })
+  }
+
+  /**
+   * A limit the provider reports below the configured one wins: the bucket runs at it from now on (what is
+   * booked stays booked), and the change is logged as a warning.
+   */
+  private lowerTo(entry: Entry, limits: ReadonlyArray<number | undefined>): Effect.Effect<void> {
+    const quotas = entry.bucket.quotas.map((quota, i) => {
+      const limit = limits[i]
+      return limit !== undefined && Number.isFinite(limit) && limit >= 1 && Math.floor(limit) < quota.limit
+        ? { ...quota, limit: Math.floor(limit) }
+        : quota
+    })
+    const lowered = quotas.flatMap((quota, i) =>
+      quota === entry.bucket.quotas[i] ? [] : [`${quota.metric} ${entry.bucket.quotas[i].limit} -> ${quota.limit}`]
+    )
+    if (lowered.length === 0) return Effect.void
+    const bucket = { ...entry.bucket, quotas }
+    entry.bucket = bucket
+    entry.capacities = quotas.map((q) => capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier))
+    entry.queue.retune(bucket)
+    return Effect.logWarning(`quotaflow: bucket ${bucket.name} runs at the lower limits its provider reports: ${lowered.join(", ")}`)
   }
 
   /** Retries a refused call: exponential and jittered from `baseDelay`, capped at `maxDelay`, never shorter than the hint. */

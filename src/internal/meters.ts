@@ -25,6 +25,17 @@ export interface Hold {
 export interface Meter {
   /** The largest amount a single booking may take. */
   readonly capacity: number
+  /**
+   * Runs at another limit from now on (a provider reported a lower one). What is booked stays booked: a token
+   * bucket keeps the same share of its window in use, the windows keep their counts.
+   */
+  retune(limit: number): void
+  /**
+   * Brings the meter up to `now`: a token bucket charges the bookings whose time has come, at the limit in force
+   * now. Every operation on a bucket starts so (as the Lua scripts do), so that a booking is never charged at a
+   * limit set after its time.
+   */
+  advance(now: number): void
   /** Earliest time `>= from` at which `amount` fits; `Infinity` when only a release can make room. */
   fitsAt(amount: number, from: number, now: number): number
   /** Books `amount` at `at` (never before `now`). */
@@ -75,9 +86,9 @@ export const capacityOf = (quota: Quota, safetyRatio: number, burstMultiplier: n
  * bound errs on the safe side and the rest drains with time.
  */
 class TokenBucket implements Meter {
-  readonly capacity: number
-  private readonly interval: number
-  private readonly tolerance: number
+  capacity = 0
+  private interval = 0
+  private tolerance = 0
   private since = -Infinity
   private owed = 0
   private epoch = 0
@@ -87,10 +98,15 @@ class TokenBucket implements Meter {
   private charged = 0
   private lastChargeAt = -Infinity
 
-  constructor(limit: number, windowMs: number, burstMultiplier: number, skew: number) {
-    this.capacity = Math.max(1, Math.floor(limit * burstMultiplier))
-    this.interval = windowMs / limit
-    this.tolerance = this.capacity * this.interval - skew
+  constructor(limit: number, private readonly windowMs: number, private readonly burstMultiplier: number, private readonly skew: number) {
+    this.retune(limit)
+  }
+
+  retune(limit: number): void {
+    this.capacity = Math.max(1, Math.floor(limit * this.burstMultiplier))
+    this.interval = this.windowMs / limit
+    this.tolerance = this.capacity * this.interval - this.skew
+    this.project()
   }
 
   private get tat(): number {
@@ -122,8 +138,7 @@ class TokenBucket implements Meter {
     hold.live = true
   }
 
-  /** Folds the pending bookings whose time has come into `tat`. */
-  private advance(now: number): void {
+  advance(now: number): void {
     let folded = 0
     while (folded < this.pending.length && this.pending[folded].mark <= now) {
       const hold = this.pending[folded++]
@@ -213,13 +228,21 @@ class TokenBucket implements Meter {
  * order; an entry at `t` counts for every window ending in `[t, t + windowMs)`.
  */
 class SlidingWindow implements Meter {
-  readonly capacity: number
+  capacity: number
   private log: Array<Hold> = []
   private head = 0
   private total = 0
 
   constructor(limit: number, private readonly windowMs: number) {
     this.capacity = limit
+  }
+
+  retune(limit: number): void {
+    this.capacity = limit
+  }
+
+  advance(now: number): void {
+    this.prune(now)
   }
 
   private prune(now: number): void {
@@ -291,12 +314,18 @@ class SlidingWindow implements Meter {
 
 /** Windows aligned to the epoch (`floor(t / windowMs)`): what daily quotas do. */
 class FixedWindow implements Meter {
-  readonly capacity: number
+  capacity: number
   private readonly windows = new Map<number, number>()
 
   constructor(limit: number, private readonly windowMs: number) {
     this.capacity = limit
   }
+
+  retune(limit: number): void {
+    this.capacity = limit
+  }
+
+  advance(): void {}
 
   private index(t: number): number {
     return Math.floor(t / this.windowMs)
@@ -364,7 +393,13 @@ class FixedWindow implements Meter {
 class Concurrency implements Meter {
   private inFlight = 0
 
-  constructor(readonly capacity: number) {}
+  constructor(public capacity: number) {}
+
+  retune(limit: number): void {
+    this.capacity = limit
+  }
+
+  advance(): void {}
 
   fitsAt(amount: number, from: number): number {
     return this.inFlight + amount <= this.capacity ? from : Infinity

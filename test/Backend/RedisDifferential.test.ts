@@ -1,6 +1,6 @@
 /**
  * The Redis scripts against the pure math: one random sequence of operations (reserve, settle, release, observe,
- * status, pauses) runs through Redis, and the same sequence is replayed through `BucketState` at the `now` each
+ * status, lowering the limits, pauses) runs through Redis, and the same sequence is replayed through `BucketState` at the `now` each
  * script reported. Every answer must match, and the state must match at every status and at the end.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -44,6 +44,8 @@ type Op =
   | { readonly kind: "status"; readonly demand: ReadonlyArray<number> }
   | { readonly kind: "observe"; readonly used: ReadonlyArray<number | undefined>; readonly retryAfterMs: number }
   | { readonly kind: "sleep"; readonly ms: number }
+  /** Each quota runs at this share of its configured limit from now on (a provider reported lower limits). */
+  | { readonly kind: "retune"; readonly shares: ReadonlyArray<number> }
 
 const opsFor = (bucket: Bucket): FastCheck.Arbitrary<ReadonlyArray<Op>> => {
   const n = bucket.quotas.length
@@ -84,7 +86,14 @@ const opsFor = (bucket: Bucket): FastCheck.Arbitrary<ReadonlyArray<Op>> => {
       }),
       weight: 1
     },
-    { arbitrary: FastCheck.record({ kind: FastCheck.constant("sleep" as const), ms: FastCheck.integer({ min: 1, max: 120 }) }), weight: 3 }
+    { arbitrary: FastCheck.record({ kind: FastCheck.constant("sleep" as const), ms: FastCheck.integer({ min: 1, max: 120 }) }), weight: 3 },
+    {
+      arbitrary: FastCheck.record({
+        kind: FastCheck.constant("retune" as const),
+        shares: FastCheck.array(FastCheck.constantFrom(0.3, 0.5, 0.8, 1), { minLength: n, maxLength: n })
+      }),
+      weight: 1
+    }
   )
   return FastCheck.array(op, { minLength: 20, maxLength: 40 })
 }
@@ -119,7 +128,8 @@ let runs = 0
 /** Runs `ops` through Redis and through `BucketState`; throws at the first answer that differs. */
 const replay = (store: RedisStore, shape: Bucket, ops: ReadonlyArray<Op>) =>
   Effect.gen(function*() {
-    const bucket: Bucket = { ...shape, name: `${shape.name}-${++runs}` }
+    const configured: Bucket = { ...shape, name: `${shape.name}-${++runs}` }
+    let bucket = configured
     const pure = new BucketState(bucket)
     /** Reservations as (Redis id, pure id): open ones, and closed ones to exercise not-found. */
     const open: Array<readonly [string, string]> = []
@@ -131,6 +141,15 @@ const replay = (store: RedisStore, shape: Bucket, ops: ReadonlyArray<Op>) =>
       switch (op.kind) {
         case "sleep":
           yield* Effect.sleep(op.ms)
+          break
+        case "retune":
+          // Redis learns the new limits from the configuration the next script call brings.
+          bucket = {
+            ...configured,
+            quotas: configured.quotas.map((q, i) => ({ ...q, limit: Math.max(1, Math.floor(q.limit * op.shares[i])) }))
+          }
+          pure.retune(bucket)
+          trail.push(`retune ${bucket.quotas.map((q) => q.limit).join(" ")}`)
           break
         case "reserve": {
           const { now, value } = yield* store.reserve(bucket, op.charge, op.maxWaitMs)
