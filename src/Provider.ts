@@ -85,6 +85,8 @@ export interface ReportedLimit {
   readonly remaining?: number
   /** When the quota is fully replenished (or its window resets), in epoch milliseconds. */
   readonly resetAt?: number
+  /** `resetAt` is rounded to this many milliseconds (a whole-second RFC 3339 time: 1000); 1 when absent. */
+  readonly resetPrecision?: number
   /** `remaining` is rounded to the nearest multiple of this (Anthropic token remainders: 1000). */
   readonly precision?: number
   /** What the call cost on this metric, where the provider says (Mistral's `x-ratelimit-tokens-query-cost`). */

@@ -140,6 +140,33 @@ describe("RateLimited with a provider", () => {
       assert.strictEqual(yield* Fiber.join(later), 12_000)
     })))
 
+  it.effect("a bucket nobody configured starts with one call in flight and learns its limits from the headers", () =>
+    run(Effect.gen(function*() {
+      // 100 requests and 10,000 tokens a minute; this call used 2,000 tokens, which refill in 12 s.
+      const reported: Answer = {
+        status: 200,
+        headers: {
+          "x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "99", "x-ratelimit-reset-requests": "600ms",
+          "x-ratelimit-limit-tokens": "10000", "x-ratelimit-remaining-tokens": "8000", "x-ratelimit-reset-tokens": "12s"
+        }
+      }
+      const slow = Effect.zipRight(Effect.sleep("1 second"), Effect.succeed(reported))
+      const first = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o-mini", usage: { tokens: 2_000 } }, slow, { response }))
+      yield* TestClock.adjust(1)
+      const second = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o-mini", usage: { tokens: 10 } }, Clock.currentTimeMillis))
+      yield* TestClock.adjust(500)
+      assert.strictEqual((yield* RateLimited.status("gpt-4o-mini")).queued, 1) // waits for the first answer
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(first)
+      assert.strictEqual(yield* Fiber.join(second), 1_000) // admitted as soon as the first answered
+      const status = yield* RateLimited.status("gpt-4o-mini")
+      const tokens = status.quotas.find((q) => q.metric === "tokens" && q.algorithm === "token-bucket")
+      assert.strictEqual(tokens?.limit, 10_000)
+      // 10,000 x 12.001 s / 1,999: a minute, erring a little long.
+      assert.strictEqual(tokens?.windowMs, Math.ceil((10_000 * 12_001) / 1_999))
+      assert.strictEqual(status.quotas.find((q) => q.algorithm === "concurrency")?.limit, 1_000_000_000)
+    }), { buckets: {} }))
+
   it.effect("repeated refusals open the circuit: later calls fail fast with CircuitOpen", () =>
     run(Effect.gen(function*() {
       const provider = yield* scripted([tooMany(1)])

@@ -168,6 +168,8 @@ export const parseHeaders = (headers: HeadersInput, _now: number): Array<Reporte
       limit: parseAmount(group.limit),
       remaining: parseAmount(group.remaining),
       resetAt: parseRfc3339(group.reset),
+      // Whole-second times are a second coarse: what learns a window from them must know.
+      resetPrecision: group.reset === undefined || /\.\d/.test(group.reset) ? undefined : 1000,
       precision: metric === "requests" ? undefined : 1000
     })
     if (entry !== undefined) out.push(entry)

@@ -36,15 +36,17 @@ export class BucketState {
   }
 
   /**
-   * Runs under `bucket`, the same quotas at other limits (a provider reported lower ones); what is booked stays
-   * booked.
+   * Runs under `bucket`, the same quotas at other limits (a provider reported them; token buckets may take
+   * other windows too); what is booked stays booked.
    */
   retune(bucket: Bucket): void {
+    // A token bucket may take another window too: its state is a time, the share of a window in use.
     const same = (a: Bucket["quotas"][number], b: Bucket["quotas"][number] | undefined) =>
-      b !== undefined && a.metric === b.metric && a.algorithm === b.algorithm && a.windowMs === b.windowMs
+      b !== undefined && a.metric === b.metric && a.algorithm === b.algorithm &&
+      (a.windowMs === b.windowMs || a.algorithm === "token-bucket")
     // Another shape of quotas under the same name is not a retuning: this state keeps what it was made for.
     if (bucket.quotas.length !== this.bucket.quotas.length || !bucket.quotas.every((q, i) => same(q, this.bucket.quotas[i]))) return
-    bucket.quotas.forEach((quota, i) => this.meters[i].retune(effectiveLimit(quota, bucket.safetyRatio)))
+    bucket.quotas.forEach((quota, i) => this.meters[i].retune(effectiveLimit(quota, bucket.safetyRatio), quota.windowMs, bucket.skew))
     this.bucket = bucket
   }
 

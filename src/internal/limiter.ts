@@ -24,6 +24,11 @@ export interface Entry {
   readonly dynamic: boolean
   /** Used since the idle sweeper last looked. */
   used: boolean
+  /**
+   * Set while the bucket learns its limits from the provider (intelligent mode, no quotas configured): which of
+   * its quotas' windows are known yet.
+   */
+  readonly learning?: { readonly windowKnown: Array<boolean> }
 }
 
 /** Starts (or, with `Effect.void`, stops) the driver of the bucket of that name. */
@@ -52,6 +57,28 @@ export class Refused {
 }
 
 const WINDOW_MS: Record<Provider.LimitWindow, number> = { "1 second": 1_000, "1 minute": 60_000, "1 day": 86_400_000 }
+
+/**
+ * A learning bucket keeps a tenth of its shortest window of refill in hand: nobody configured the network's
+ * jitter, which otherwise shows the provider two calls closer together than they were booked.
+ */
+const learningSkew = (windowMs: number): number => Math.ceil(windowMs / 10)
+
+/** The limit of a learning bucket's quota nobody has reported yet: never binding. */
+const UNREPORTED = 1_000_000_000
+
+/**
+ * The window a continuously refilling quota refills over, from one report: `limit x (time to full) / used`,
+ * with how much was used (the larger, the more precise). The time to full is taken a rounding step late
+ * (`resetPrecision`: 1 ms, or 1 s for whole-second RFC 3339 resets) and the use a rounding step low
+ * (`precision`, or 1), so the rate this gives errs low. `undefined` when the report cannot tell.
+ */
+const windowOf = (report: Provider.ReportedLimit, now: number): { readonly windowMs: number; readonly used: number } | undefined => {
+  if (report.limit === undefined || report.remaining === undefined || report.resetAt === undefined) return undefined
+  const used = report.limit - report.remaining - (report.precision ?? 1)
+  const toFull = report.resetAt - now + (report.resetPrecision ?? 1)
+  return used > 0 && toFull > 0 ? { windowMs: Math.ceil((report.limit * toFull) / used), used } : undefined
+}
 
 const retryScheduleOf = ({ baseDelay, maxAttempts, maxDelay }: Quota.Settings["retry"]): Schedule.Schedule<unknown, unknown> =>
   Schedule.exponential(Duration.millis(baseDelay)).pipe(
@@ -89,8 +116,9 @@ export class Limiter {
     for (const bucket of settings.buckets.values()) this.add(bucket, false)
   }
 
-  private add(bucket: Quota.Bucket, dynamic: boolean): Entry {
+  private add(bucket: Quota.Bucket, dynamic: boolean, learning?: Entry["learning"]): Entry {
     const entry: Entry = {
+      ...(learning === undefined ? {} : { learning }),
       bucket,
       queue: new BucketQueue(bucket, this.backend, () => this.clock.unsafeCurrentTimeMillis(), this.local),
       capacities: bucket.quotas.map((q) => capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier)),
@@ -125,6 +153,24 @@ export class Limiter {
     return entry
   }
 
+  /**
+   * A bucket nobody configured, in intelligent mode with a provider: a token bucket per metric the provider
+   * charges, at a limit nobody has reported yet, and one call in flight until a response reports the limits
+   * (see `learnLimits`).
+   */
+  private addLearning(name: string, provider: Provider.Provider): Entry {
+    const rates = [...new Set(["requests", ...provider.charging.metrics])].map((metric): Quota.Quota => ({
+      metric,
+      limit: UNREPORTED,
+      windowMs: 60_000,
+      algorithm: "token-bucket",
+      refunds: provider.charging.refunds
+    }))
+    const quotas = [...rates, { metric: "requests", limit: 1, windowMs: 0, algorithm: "concurrency" as const, refunds: true }]
+    const bucket = { name, quotas, safetyRatio: 1, burstMultiplier: 1, skew: learningSkew(60_000), maxQueue: Number.MAX_SAFE_INTEGER }
+    return this.add(bucket, false, { windowKnown: quotas.map(() => false) })
+  }
+
   /** Drops the basic-mode buckets nobody used since the last sweep; run every `idleAfter`. */
   readonly sweep: Effect.Effect<void> = Effect.sync(() => {
     for (const entry of [...this.entries.values()]) {
@@ -140,9 +186,10 @@ export class Limiter {
   entry(name: string): Either.Either<Entry, UnknownBucket> {
     const entry = this.entries.get(name)
     if (entry === undefined) {
-      return this.settings.mode === "basic"
-        ? Either.right(this.addBasic(name))
-        : Either.left(new UnknownBucket({ bucket: name, known: [...this.entries.keys()] }))
+      if (this.settings.mode === "basic") return Either.right(this.addBasic(name))
+      return this.provider === undefined
+        ? Either.left(new UnknownBucket({ bucket: name, known: [...this.entries.keys()] }))
+        : Either.right(this.addLearning(name, this.provider))
     }
     entry.used = true
     if (entry.dynamic) {
@@ -235,14 +282,17 @@ export class Limiter {
     return Effect.gen(this, function*() {
       const now = yield* Clock.currentTimeMillis
       const reported = provider.parseHeaders(response.headers, now)
+      const rates = entry.bucket.quotas.filter((q) => q.algorithm !== "concurrency")
       const reports = entry.bucket.quotas.map((quota) => {
-        // One quota on a metric takes that metric's report; several (per minute and per day) go by window.
-        const alone = entry.bucket.quotas.filter((q) => q.metric === quota.metric).length === 1
+        // Headers report rates, never concurrency. One quota on a metric takes that metric's report; several
+        // (per minute and per day) go by window.
+        if (quota.algorithm === "concurrency") return undefined
+        const alone = rates.filter((q) => q.metric === quota.metric).length === 1
         return reported.find((r) =>
           r.metric === quota.metric && (alone || r.window === undefined || WINDOW_MS[r.window] === quota.windowMs)
         )
       })
-      yield* this.lowerTo(entry, reports.map((report) => report?.limit))
+      yield* entry.learning === undefined ? this.lowerTo(entry, reports) : this.learnLimits(entry, reports, now)
       const used = reports.map((report) => {
         if (report?.limit === undefined || report.remaining === undefined) return undefined
         // A rounded remainder may hide up to half its precision of usage: assume the worse half.
@@ -266,22 +316,65 @@ export class Limiter {
    * A limit the provider reports below the configured one wins: the bucket runs at it from now on (what is
    * booked stays booked), and the change is logged as a warning.
    */
-  private lowerTo(entry: Entry, limits: ReadonlyArray<number | undefined>): Effect.Effect<void> {
+  private lowerTo(entry: Entry, reports: ReadonlyArray<Provider.ReportedLimit | undefined>): Effect.Effect<void> {
     const quotas = entry.bucket.quotas.map((quota, i) => {
-      const limit = limits[i]
+      const limit = reports[i]?.limit
       return limit !== undefined && Number.isFinite(limit) && limit >= 1 && Math.floor(limit) < quota.limit
         ? { ...quota, limit: Math.floor(limit) }
         : quota
     })
-    const lowered = quotas.flatMap((quota, i) =>
-      quota === entry.bucket.quotas[i] ? [] : [`${quota.metric} ${entry.bucket.quotas[i].limit} -> ${quota.limit}`]
+    const changes = this.retune(entry, quotas)
+    return changes.length === 0
+      ? Effect.void
+      : Effect.logWarning(`quotaflow: bucket ${entry.bucket.name} runs at the lower limits its provider reports: ${changes.join(", ")}`)
+  }
+
+  /**
+   * A learning bucket takes the limits its provider reports, and the window each refills over: for a quota
+   * that refills continuously, `limit x (time to full) / used` (the time rounded up and the use down, so the
+   * rate errs low). Once any limit is known, the cautious one call in flight is lifted.
+   */
+  private learnLimits(entry: Entry, reports: ReadonlyArray<Provider.ReportedLimit | undefined>, now: number): Effect.Effect<void> {
+    const windowKnown = entry.learning?.windowKnown ?? []
+    // Quotas the provider reports on one window (per minute, say) refill over one: the most used tells it best.
+    const windows = new Map<Provider.LimitWindow | undefined, { readonly windowMs: number; readonly used: number }>()
+    for (const report of reports) {
+      const inferred = report === undefined ? undefined : windowOf(report, now)
+      const best = report === undefined ? undefined : windows.get(report.window)
+      if (report !== undefined && inferred !== undefined && (best === undefined || inferred.used > best.used)) windows.set(report.window, inferred)
+    }
+    let learnt = false
+    const quotas = entry.bucket.quotas.map((quota, i) => {
+      const report = reports[i]
+      if (quota.algorithm !== "token-bucket" || report?.limit === undefined || !(report.limit >= 1)) return quota
+      learnt = true
+      const inferred = windowKnown[i] ? undefined : windows.get(report.window)?.windowMs
+      if (inferred !== undefined) windowKnown[i] = true
+      return { ...quota, limit: Math.min(quota.limit, Math.floor(report.limit)), windowMs: inferred ?? quota.windowMs }
+    })
+    const lifted = learnt ? quotas.map((q) => (q.algorithm === "concurrency" && q.limit === 1 ? { ...q, limit: UNREPORTED } : q)) : quotas
+    const changes = this.retune(entry, lifted)
+    return changes.length === 0
+      ? Effect.void
+      : Effect.logInfo(`quotaflow: bucket ${entry.bucket.name} learnt from its provider: ${changes.join(", ")}`)
+  }
+
+  /** Runs the entry's bucket at these quotas from now on; returns what changed, in words. */
+  private retune(entry: Entry, quotas: ReadonlyArray<Quota.Quota>): ReadonlyArray<string> {
+    const before = entry.bucket.quotas
+    const changes = quotas.flatMap((quota, i) =>
+      quota.limit === before[i].limit && quota.windowMs === before[i].windowMs
+        ? []
+        : [`${quota.metric} ${before[i].limit} per ${before[i].windowMs} ms -> ${quota.limit} per ${quota.windowMs} ms`]
     )
-    if (lowered.length === 0) return Effect.void
-    const bucket = { ...entry.bucket, quotas }
+    if (changes.length === 0) return changes
+    const windowMs = Math.min(...quotas.filter((q) => q.algorithm === "token-bucket").map((q) => q.windowMs))
+    const skew = entry.learning === undefined ? entry.bucket.skew : learningSkew(windowMs)
+    const bucket = { ...entry.bucket, quotas, skew }
     entry.bucket = bucket
     entry.capacities = quotas.map((q) => capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier))
     entry.queue.retune(bucket)
-    return Effect.logWarning(`quotaflow: bucket ${bucket.name} runs at the lower limits its provider reports: ${lowered.join(", ")}`)
+    return changes
   }
 
   /** Retries a refused call: exponential and jittered from `baseDelay`, capped at `maxDelay`, never shorter than the hint. */

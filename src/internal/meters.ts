@@ -26,10 +26,11 @@ export interface Meter {
   /** The largest amount a single booking may take. */
   readonly capacity: number
   /**
-   * Runs at another limit from now on (a provider reported a lower one). What is booked stays booked: a token
-   * bucket keeps the same share of its window in use, the windows keep their counts.
+   * Runs at another limit from now on (a provider reported it). What is booked stays booked: a token bucket
+   * keeps the same share of its window in use, the windows keep their counts. Only a token bucket takes another
+   * window and skew (the others ignore them).
    */
-  retune(limit: number): void
+  retune(limit: number, windowMs: number, skew: number): void
   /**
    * Brings the meter up to `now`: a token bucket charges the bookings whose time has come, at the limit in force
    * now. Every operation on a bucket starts so (as the Lua scripts do), so that a booking is never charged at a
@@ -87,6 +88,8 @@ export const capacityOf = (quota: Quota, safetyRatio: number, burstMultiplier: n
  */
 class TokenBucket implements Meter {
   capacity = 0
+  private windowMs = 0
+  private skew = 0
   private interval = 0
   private tolerance = 0
   private since = -Infinity
@@ -98,11 +101,13 @@ class TokenBucket implements Meter {
   private charged = 0
   private lastChargeAt = -Infinity
 
-  constructor(limit: number, private readonly windowMs: number, private readonly burstMultiplier: number, private readonly skew: number) {
-    this.retune(limit)
+  constructor(limit: number, windowMs: number, private readonly burstMultiplier: number, skew: number) {
+    this.retune(limit, windowMs, skew)
   }
 
-  retune(limit: number): void {
+  retune(limit: number, windowMs: number, skew: number): void {
+    this.windowMs = windowMs
+    this.skew = skew
     this.capacity = Math.max(1, Math.floor(limit * this.burstMultiplier))
     this.interval = this.windowMs / limit
     this.tolerance = this.capacity * this.interval - this.skew

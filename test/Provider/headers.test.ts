@@ -175,9 +175,10 @@ describe("Anthropic headers", () => {
       NOW
     )
     expect(limits).toEqual([
-      { metric: "requests", window: "1 minute", limit: 50, remaining: 49, resetAt: NOW + 1_000 },
-      { metric: "tokens", window: "1 minute", limit: 38_000, remaining: 37_000, resetAt: NOW + 2_000, precision: 1000 },
-      { metric: "input_tokens", window: "1 minute", limit: 30_000, remaining: 30_000, resetAt: NOW, precision: 1000 },
+      // Whole-second resets are a second coarse; the fractional one is not.
+      { metric: "requests", window: "1 minute", limit: 50, remaining: 49, resetAt: NOW + 1_000, resetPrecision: 1000 },
+      { metric: "tokens", window: "1 minute", limit: 38_000, remaining: 37_000, resetAt: NOW + 2_000, resetPrecision: 1000, precision: 1000 },
+      { metric: "input_tokens", window: "1 minute", limit: 30_000, remaining: 30_000, resetAt: NOW, resetPrecision: 1000, precision: 1000 },
       { metric: "output_tokens", window: "1 minute", limit: 8_000, remaining: 7_000, resetAt: NOW + 7_500, precision: 1000 }
     ])
   })

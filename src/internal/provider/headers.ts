@@ -163,6 +163,7 @@ export const reported = (
     readonly limit?: number | undefined
     readonly remaining?: number | undefined
     readonly resetAt?: number | undefined
+    readonly resetPrecision?: number | undefined
     readonly precision?: number | undefined
     readonly cost?: number | undefined
   }
@@ -176,6 +177,7 @@ export const reported = (
     ...(fields.limit === undefined ? {} : { limit: fields.limit }),
     ...(fields.remaining === undefined ? {} : { remaining: fields.remaining }),
     ...(fields.resetAt === undefined ? {} : { resetAt: fields.resetAt }),
+    ...(fields.resetAt === undefined || fields.resetPrecision === undefined ? {} : { resetPrecision: fields.resetPrecision }),
     ...(fields.precision === undefined || fields.remaining === undefined ? {} : { precision: fields.precision }),
     ...(fields.cost === undefined ? {} : { cost: fields.cost })
   }
