@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect } from "effect"
+import type { CircuitBreakerService } from "./CircuitBreaker.js"
 import type { BackendUnavailable, CapacityExceeded, ReservationNotFound } from "./Errors.js"
 import type { Bucket } from "./Quota.js"
 
@@ -107,6 +108,15 @@ export interface BackendService {
     used: ReadonlyArray<number | undefined>,
     blockForMs: number
   ) => Effect.Effect<void, BackendUnavailable>
+  /**
+   * For a backend shared with other processes: a circuit breaker whose circuits they all share, so that the
+   * failures one process sees open the circuit for every one. Absent: each process breaks on its own.
+   */
+  readonly breaker?: (options: {
+    readonly failureThreshold: number
+    readonly failureWindow: number
+    readonly openFor: number
+  }) => CircuitBreakerService
   /** Drops a bucket's state (a model no longer tracked); a backend whose state expires on its own may omit it. */
   readonly forget?: (bucket: Bucket) => Effect.Effect<void>
   /** The bucket's state, and how long a charge of `demand` would wait. */

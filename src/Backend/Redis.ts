@@ -16,6 +16,7 @@ import { Backend, type BackendService, type BackendStatus, type ReserveResult } 
 import { BackendUnavailable, CapacityExceeded, ReservationNotFound } from "../Errors.js"
 import { BucketState, type ReserveOutcome } from "../internal/bucketState.js"
 import { capacityOf } from "../internal/meters.js"
+import { makeBreaker } from "../internal/redis/breaker.js"
 import { classify, makeStore, RedisFailure, type Timed } from "../internal/redis/store.js"
 import type { Bucket } from "../Quota.js"
 
@@ -419,6 +420,7 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
 
     return Backend.of({
       pollMs: settings.pollMs,
+      breaker: (options) => makeBreaker(client, settings.namespace, options),
       reserve: reserveInRedis,
       settle: (bucket, id, actual) =>
         close(bucket, id, (state, local, now) => state.settle(local, actual, now), () => store.settle(bucket, id, actual)),

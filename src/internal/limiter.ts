@@ -406,10 +406,14 @@ export class Limiter {
 export const make = (config: unknown) =>
   Effect.gen(function*() {
     const settings = yield* Quota.decodeSettings(config)
-    const breaker = settings.breaker === undefined ? undefined : yield* CircuitBreaker.make(settings.breaker)
+    const backend = yield* Backend
+    // A backend shared by processes shares its circuits too.
+    const breaker = settings.breaker === undefined
+      ? undefined
+      : backend.breaker?.(settings.breaker) ?? (yield* CircuitBreaker.make(settings.breaker))
     const drivers = yield* FiberMap.make<string>()
     const runDriver = yield* FiberMap.runtime(drivers)<never>()
-    const limiter = new Limiter(settings, yield* Backend, breaker, runDriver, yield* Effect.clock)
+    const limiter = new Limiter(settings, backend, breaker, runDriver, yield* Effect.clock)
     if (settings.mode === "basic") {
       yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(settings.basic.idleAfter), limiter.sweep)))
     }

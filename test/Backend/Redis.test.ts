@@ -6,7 +6,7 @@ import type { BackendService, ReserveResult } from "../../src/Backend.js"
 import { CapacityExceeded, ReservationNotFound } from "../../src/Errors.js"
 import * as RateLimited from "../../src/RateLimited.js"
 import { bucketTag } from "../../src/internal/redis/keys.js"
-import type { Bucket, Quota } from "../../src/Quota.js"
+import type { Bucket, LimiterConfig, Quota } from "../../src/Quota.js"
 import { commandCalls, redisServer, type RedisServer } from "../support/redisServer.js"
 
 const bucketOf = (name: string, ...quotas: ReadonlyArray<Quota>): Bucket => ({
@@ -260,5 +260,34 @@ describe("RedisBackend", () => {
       assert.isBelow(sorted[3], 150) // the first four at once
       assert.isAtLeast(sorted[4], 190) // then one per 200 ms
       assert.isAtLeast(sorted[5], 390)
+    }))
+
+  it.scopedLive("shares its circuits: refusals one limiter sees open the circuit for the other, and one probe closes it", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const config: LimiterConfig = {
+        provider: "openai",
+        retry: { maxAttempts: 1 },
+        breaker: { failureThreshold: 2, failureWindow: "10 seconds", openFor: "300 millis" },
+        buckets: { chat: { quotas: [{ metric: "requests", limit: 1_000, window: "1 minute" }] } }
+      }
+      const limiter = () => RateLimited.layer(config).pipe(Layer.provide(RedisBackend.layer({ url: server.url, namespace: "breaker" })))
+      const [one, two] = yield* Effect.all([Layer.build(limiter()), Layer.build(limiter())])
+      const refused = Effect.succeed({ status: 429, headers: { "retry-after": "0" } })
+      const ok = Effect.succeed({ status: 200, headers: {} })
+      const call = (answer: typeof ok) =>
+        Effect.flip(RateLimited.submit({ bucket: "chat" }, answer, { response: Exit.getOrElse(() => undefined) }))
+      // Two refusals in the first limiter's process...
+      assert.strictEqual((yield* Effect.provide(call(refused), one))._tag, "RateLimitedByProvider")
+      assert.strictEqual((yield* Effect.provide(call(refused), one))._tag, "RateLimitedByProvider")
+      // ...and the second one's calls fail fast.
+      const open = yield* Effect.provide(call(ok), two)
+      assert.strictEqual(open._tag, "CircuitOpen")
+      // Once openFor has passed, one call probes; it succeeds and the circuit closes for both.
+      yield* Effect.sleep("350 millis")
+      const probe = yield* Effect.provide(RateLimited.submit({ bucket: "chat" }, ok, { response: Exit.getOrElse(() => undefined) }), two)
+      assert.strictEqual(probe.status, 200)
+      const after = yield* Effect.provide(RateLimited.submit({ bucket: "chat" }, ok, { response: Exit.getOrElse(() => undefined) }), one)
+      assert.strictEqual(after.status, 200)
     }))
 })
