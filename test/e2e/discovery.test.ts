@@ -3,24 +3,19 @@
  * one call in flight, learns its limits and their window from the first response's headers, and then runs the
  * key at its limit without a 429.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { minimumMs } from "../../src/demo/Scenario.js"
 import { makeWorkload } from "../../src/demo/Workload.js"
-import * as Emulator from "../../src/emulator/Emulator.js"
 import { createRateLimiter } from "../../src/index.js"
+import { withEmulator } from "../support/emulator.js"
 
 const windowMs = 2_000
 const limits = { requests: 100, tokens: 20_000 }
 
 describe("a limiter with no limits configured", () => {
   it("learns them from the headers and runs at the limit with zero 429s, at least 90% efficient", async () => {
-    const scope = Effect.runSync(Scope.make())
-    try {
-      const emulator = await Effect.runPromise(Scope.extend(
-        Emulator.serve({ style: "openai", windowMs, limits, latency: { baseMs: 20, perTokenMs: 0 } }, { port: 0 }),
-        scope
-      ))
+    await withEmulator({ style: "openai", windowMs, limits, latency: { baseMs: 20, perTokenMs: 0 } }, async (emulator) => {
       const limiter = createRateLimiter({ provider: "openai" })
       const calls = makeWorkload(50, 1)
       const started = performance.now()
@@ -58,8 +53,6 @@ describe("a limiter with no limits configured", () => {
       const efficiency = minimumMs("token-bucket", charged, limits.tokens, windowMs) / wallMs
       console.log(`discovery: ${calls.length} calls, ${charged} tokens in ${Math.round(wallMs)} ms, efficiency ${efficiency.toFixed(3)}`)
       expect(efficiency).toBeGreaterThan(0.9)
-    } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
+    })
   }, 60_000)
 })

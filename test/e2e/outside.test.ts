@@ -3,11 +3,11 @@
  * the rest of it, against the emulator over real HTTP. The headers of each response tell quotaflow what the key
  * has left; it must leave the outside consumer's share alone.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { makeWorkload } from "../../src/demo/Workload.js"
-import * as Emulator from "../../src/emulator/Emulator.js"
 import { createRateLimiter } from "../../src/index.js"
+import { withEmulator } from "../support/emulator.js"
 
 const windowMs = 2_000
 const limits = { requests: 200, tokens: 20_000 }
@@ -21,12 +21,7 @@ const chat = (url: string, prompt: number, maxTokens: number, signal?: AbortSign
 
 describe("a key shared with a consumer outside quotaflow", () => {
   it("quotaflow adapts to the outside 30% and stays under 1% of 429s", async () => {
-    const scope = Effect.runSync(Scope.make())
-    try {
-      const emulator = await Effect.runPromise(Scope.extend(
-        Emulator.serve({ style: "openai", windowMs, limits, latency: { baseMs: 20, perTokenMs: 0 } }, { port: 0 }),
-        scope
-      ))
+    await withEmulator({ style: "openai", windowMs, limits, latency: { baseMs: 20, perTokenMs: 0 } }, async (emulator) => {
       // 300 tokens every 100 ms: 6,000 of the 20,000 per window.
       let outside = true
       const outsideStatuses: Array<number> = []
@@ -78,8 +73,6 @@ describe("a key shared with a consumer outside quotaflow", () => {
           `(${(100 * share).toFixed(0)}% of the key); outside ${outsideStatuses.length} calls, ${outsideStatuses.filter((s) => s === 429).length} refused`
       )
       expect(refused / attempts).toBeLessThan(0.01)
-    } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
+    })
   }, 60_000)
 })
