@@ -273,7 +273,7 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
         const reservation = await admit(limiter, entry, charge, options)
         const outcome = await attempt(call, options).then(Either.right<A>, Either.left<unknown>)
         const answer = limiter.provider === undefined ? undefined : await providerAnswer(Either.merge(outcome))
-        const refused = answer === undefined ? undefined : await run(limiter.learn(entry, answer))
+        const refused = answer === undefined ? undefined : await run(limiter.learn(entry, answer, charge))
         if (refused !== undefined) {
           // The provider counted the refused attempt: it keeps its charge.
           await settle(limiter, entry, reservation.id, Either.right(undefined))

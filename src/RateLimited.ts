@@ -241,7 +241,7 @@ export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
       : limiter.retryRefused(
         attempt(meta, effect, options, (admission, exit) => {
           const response = read(exit)
-          const learnt = response === undefined ? Effect.succeed(undefined) : limiter.learn(admission.entry, response)
+          const learnt = response === undefined ? Effect.succeed(undefined) : limiter.learn(admission.entry, response, admission.charge)
           return Effect.flatMap(learnt, (refused): Effect.Effect<A, E | RateLimitError | Limiter.Refused> =>
             // A refusal keeps its charge: the provider counted it.
             refused === undefined

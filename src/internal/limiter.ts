@@ -28,7 +28,23 @@ export interface Entry {
    * Set while the bucket learns its limits from the provider (intelligent mode, no quotas configured): which of
    * its quotas' windows are known yet.
    */
-  readonly learning?: { readonly windowKnown: Array<boolean> }
+  readonly learning?: Learning
+}
+
+/**
+ * What a bucket nobody configured has learnt so far. From headers: which quotas' windows are known. Without
+ * headers, from refusals alone: the last refusal (when, and what this process had admitted by then) and when
+ * the rates were last raised.
+ */
+export interface Learning {
+  readonly windowKnown: Array<boolean>
+  /** Headers reported limits once: refusals are not what the bucket learns from. */
+  fromHeaders: boolean
+  /** Charges of the calls the provider answered (refusals cost it nothing), per quota, and the largest one. */
+  readonly answered: Array<number>
+  readonly largest: Array<number>
+  lastRefusal: { readonly at: number; readonly admitted: ReadonlyArray<number> } | undefined
+  raisedAt: number
 }
 
 /** Starts (or, with `Effect.void`, stops) the driver of the bucket of that name. */
@@ -36,6 +52,8 @@ export type RunDriver = (name: string, driver: Effect.Effect<void>) => unknown
 
 export interface Admission {
   readonly entry: Entry
+  /** What the call was charged, per quota of the bucket as it was then. */
+  readonly charge: ReadonlyArray<number>
   readonly reservation: Reservation
   readonly waitedMs: number
 }
@@ -63,6 +81,12 @@ const WINDOW_MS: Record<Provider.LimitWindow, number> = { "1 second": 1_000, "1 
  * jitter, which otherwise shows the provider two calls closer together than they were booked.
  */
 const learningSkew = (windowMs: number): number => Math.ceil(windowMs / 10)
+
+/** A rate is learnt from refusals once this many of the largest charges were consumed between two of them. */
+const REFUSAL_SPAN = 10
+
+/** A rate learnt from refusals is run this much below what was measured. */
+const REFUSAL_BACKOFF = 0.95
 
 /** The limit of a learning bucket's quota nobody has reported yet: never binding. */
 const UNREPORTED = 1_000_000_000
@@ -168,7 +192,14 @@ export class Limiter {
     }))
     const quotas = [...rates, { metric: "requests", limit: 1, windowMs: 0, algorithm: "concurrency" as const, refunds: true }]
     const bucket = { name, quotas, safetyRatio: 1, burstMultiplier: 1, skew: learningSkew(60_000), maxQueue: Number.MAX_SAFE_INTEGER }
-    return this.add(bucket, false, { windowKnown: quotas.map(() => false) })
+    return this.add(bucket, false, {
+      windowKnown: quotas.map(() => false),
+      fromHeaders: false,
+      answered: quotas.map(() => 0),
+      largest: quotas.map(() => 0),
+      lastRefusal: undefined,
+      raisedAt: -Infinity
+    })
   }
 
   /** Drops the basic-mode buckets nobody used since the last sweep; run every `idleAfter`. */
@@ -241,7 +272,7 @@ export class Limiter {
   ): Effect.Effect<Admission, CapacityExceeded | QueueOverflow | BackendUnavailable> {
     return Effect.suspend(() => {
       const now = entry.queue.tryNow(charge)
-      if (now !== undefined) return Effect.succeed({ entry, reservation: now, waitedMs: 0 })
+      if (now !== undefined) return Effect.succeed({ entry, charge, reservation: now, waitedMs: 0 })
       const start = entry.queue.now()
       const queued = Effect.async<Reservation, CapacityExceeded | QueueOverflow | BackendUnavailable>((resume) => {
         const waiter = this.enqueue(entry, charge, start + maxWaitMs, {
@@ -252,7 +283,7 @@ export class Limiter {
         if (Either.isLeft(waiter)) return resume(Effect.fail(waiter.left))
         return Effect.sync(() => entry.queue.cancel(waiter.right))
       })
-      const admitted = Effect.map(queued, (reservation) => ({ entry, reservation, waitedMs: entry.queue.now() - start }))
+      const admitted = Effect.map(queued, (reservation) => ({ entry, charge, reservation, waitedMs: entry.queue.now() - start }))
       return maxWaitMs === Infinity ? admitted : Effect.zipRight(this.checkWait(entry, charge, maxWaitMs), admitted)
     })
   }
@@ -276,7 +307,7 @@ export class Limiter {
    * share the key), and a refusal a retry may cure blocks the bucket for its hint, for every caller of the
    * backend. Returns the refusal, if it is one.
    */
-  learn(entry: Entry, response: ProviderResponse): Effect.Effect<Refused | undefined, BackendUnavailable> {
+  learn(entry: Entry, response: ProviderResponse, charge: ReadonlyArray<number>): Effect.Effect<Refused | undefined, BackendUnavailable> {
     const provider = this.provider
     if (provider === undefined) return Effect.succeed(undefined)
     return Effect.gen(this, function*() {
@@ -292,14 +323,26 @@ export class Limiter {
           r.metric === quota.metric && (alone || r.window === undefined || WINDOW_MS[r.window] === quota.windowMs)
         )
       })
-      yield* entry.learning === undefined ? this.lowerTo(entry, reports) : this.learnLimits(entry, reports, now)
+      const advice = response.status >= 400 ? provider.retryAfter(response.status, response.headers, response.body, now) : undefined
+      const refused = advice !== undefined && advice.retry && (advice.kind === "rate-limited" || advice.kind === "overloaded")
+      const learning = entry.learning
+      if (learning === undefined) yield* this.lowerTo(entry, reports)
+      else if (learning.fromHeaders || reports.some((report) => report?.limit !== undefined)) {
+        learning.fromHeaders = true
+        yield* this.learnLimits(entry, reports, now)
+      } else if (refused && advice.kind === "rate-limited") yield* this.learnFromRefusal(entry, learning, now)
+      else if (response.status < 400) {
+        charge.forEach((amount, i) => {
+          learning.answered[i] += amount
+          learning.largest[i] = Math.max(learning.largest[i], amount)
+        })
+        yield* this.probeUp(entry, learning, now)
+      }
       const used = reports.map((report) => {
         if (report?.limit === undefined || report.remaining === undefined) return undefined
         // A rounded remainder may hide up to half its precision of usage: assume the worse half.
         return Math.max(0, report.limit - report.remaining + (report.precision ?? 0) / 2)
       })
-      const advice = response.status >= 400 ? provider.retryAfter(response.status, response.headers, response.body, now) : undefined
-      const refused = advice !== undefined && advice.retry && (advice.kind === "rate-limited" || advice.kind === "overloaded")
       // A limit the bucket has no quota for, reported exhausted, blocks it until its reset (basic mode's state).
       const exhausted = reported.reduce((until, r) =>
         r.remaining === 0 && r.resetAt !== undefined && !entry.bucket.quotas.some((q) => q.metric === r.metric)
@@ -357,6 +400,49 @@ export class Limiter {
     return changes.length === 0
       ? Effect.void
       : Effect.logInfo(`quotaflow: bucket ${entry.bucket.name} learnt from its provider: ${changes.join(", ")}`)
+  }
+
+  /**
+   * A learning bucket whose provider sends no rate-limit headers learns from its refusals. A refusal means the
+   * provider's quota just ran dry; between two of them far enough apart it refilled at the rate this process
+   * consumed: each rate quota is set a little below that, over a window that holds twice the largest charge
+   * seen, and the cautious one call in flight is lifted. Until then each refusal's retry hint paces the calls.
+   */
+  private learnFromRefusal(entry: Entry, learning: Learning, now: number): Effect.Effect<void, BackendUnavailable> {
+    const { answered, largest } = learning
+    const last = learning.lastRefusal
+    // The provider's quota held anything from nothing to one charge at each refusal: the span must consume
+    // many charges for that not to matter (a tenth of the rate at most).
+    const spans = (i: number) => answered[i] - (last?.admitted[i] ?? 0) >= REFUSAL_SPAN * largest[i]
+    const measured = last !== undefined && entry.bucket.quotas.every((q, i) => q.algorithm !== "token-bucket" || spans(i))
+    if (last !== undefined && !measured) return Effect.void
+    learning.lastRefusal = { at: now, admitted: [...answered] }
+    if (last === undefined) return Effect.void
+    const elapsed = now - last.at
+    const quotas = entry.bucket.quotas.map((quota, i) => {
+      const rate = (answered[i] - last.admitted[i]) / elapsed
+      if (quota.algorithm === "concurrency") return { ...quota, limit: UNREPORTED }
+      if (!(rate > 0)) return quota
+      const windowMs = Math.max(1_000, Math.ceil((2 * largest[i]) / rate))
+      return { ...quota, limit: Math.max(1, Math.floor(rate * windowMs * REFUSAL_BACKOFF)), windowMs }
+    })
+    learning.raisedAt = now
+    const changes = this.retune(entry, quotas)
+    // The provider's quota is dry now: so is ours.
+    const dry = this.backend.observe(entry.bucket, quotas.map((q) => (q.algorithm === "token-bucket" ? q.limit : undefined)), 0)
+    return changes.length === 0
+      ? dry
+      : Effect.zipRight(dry, Effect.logInfo(`quotaflow: bucket ${entry.bucket.name} learnt from refusals: ${changes.join(", ")}`))
+  }
+
+  /** Without headers, a bucket that answers well creeps its rates up (0.5% a window) until a refusal corrects them. */
+  private probeUp(entry: Entry, learning: Learning, now: number): Effect.Effect<void> {
+    if (learning.lastRefusal === undefined || learning.raisedAt === -Infinity) return Effect.void
+    const windowMs = Math.max(...entry.bucket.quotas.filter((q) => q.algorithm === "token-bucket").map((q) => q.windowMs))
+    if (now - learning.raisedAt < windowMs) return Effect.void
+    learning.raisedAt = now
+    this.retune(entry, entry.bucket.quotas.map((q) => (q.algorithm === "token-bucket" ? { ...q, limit: Math.ceil(q.limit * 1.005) } : q)))
+    return Effect.void
   }
 
   /** Runs the entry's bucket at these quotas from now on; returns what changed, in words. */

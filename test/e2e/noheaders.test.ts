@@ -1,0 +1,56 @@
+/**
+ * A provider that sends no rate-limit headers (as Bedrock and Gemini behave), and no limits configured: the
+ * limiter has only the provider's refusals and their retry hints to go by.
+ */
+import { Effect } from "effect"
+import { describe, expect, it } from "vitest"
+import { minimumMs } from "../../src/demo/Scenario.js"
+import { makeWorkload } from "../../src/demo/Workload.js"
+import { createRateLimiter } from "../../src/index.js"
+import { withEmulator } from "../support/emulator.js"
+
+const windowMs = 2_000
+const limits = { requests: 200, tokens: 20_000 }
+
+describe("a provider without rate-limit headers", () => {
+  it("learns the rate from refusals alone: under 2% refused once settled, at least 80% efficient", async () => {
+    await withEmulator({ style: "openai", windowMs, limits, limitHeaders: false, latency: { baseMs: 20, perTokenMs: 0 } }, async (emulator) => {
+      const limiter = createRateLimiter({ provider: "openai", retry: { maxAttempts: 10, baseDelay: "20 millis" } })
+      const calls = makeWorkload(120, 3)
+      const refusedAt: Array<number> = []
+      const started = performance.now()
+      const statuses = await Promise.all(calls.map((call) =>
+        limiter.submit(
+          { bucket: "gpt-4o", usage: { tokens: call.promptTokens + call.maxTokens } },
+          async (signal) => {
+            const response = await fetch(`${emulator.url}/v1/chat/completions`, {
+              method: "POST",
+              signal,
+              body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "Hi" }], max_tokens: call.maxTokens, x_prompt_tokens: call.promptTokens })
+            })
+            if (response.status === 429) refusedAt.push(performance.now() - started)
+            return response
+          }
+        ).then((response) => response.status)
+      ))
+      const wallMs = performance.now() - started
+      const status = await limiter.status("gpt-4o")
+      await limiter.close()
+      const stats = await Effect.runPromise(emulator.stats)
+
+      expect(statuses).toEqual(calls.map(() => 200))
+      expect(stats.violations).toBe(0)
+      const charged = calls.reduce((sum, call) => sum + call.promptTokens + call.maxTokens, 0)
+      const efficiency = minimumMs("token-bucket", charged, limits.tokens, windowMs) / wallMs
+      // Settled: the second half of the run.
+      const late = refusedAt.filter((at) => at > wallMs / 2).length
+      const tokens = status.quotas.find((q) => q.metric === "tokens" && q.algorithm === "token-bucket")
+      console.log(
+        `no headers: ${calls.length} calls in ${Math.round(wallMs)} ms, efficiency ${efficiency.toFixed(3)}; refused ${refusedAt.length} ` +
+          `(${late} in the second half); learnt tokens ${tokens?.limit} per ${tokens?.windowMs} ms`
+      )
+      expect(late / (calls.length / 2)).toBeLessThan(0.02)
+      expect(efficiency).toBeGreaterThan(0.8)
+    })
+  }, 60_000)
+})
