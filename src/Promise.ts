@@ -241,7 +241,14 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
 
   const submit = <A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A> => {
     const limiter = core
-    if (limiter === undefined || limiter.provider !== undefined) return submitReading(meta, call, options)
+    if (limiter === undefined) return withCore(() => submit(meta, call, options))
+    const breaker = limiter.breaker
+    if (breaker !== undefined) {
+      // The circuit counts calls whose final outcome is still a refusal.
+      const attempts = Effect.tryPromise({ try: () => submitReading(meta, call, options), catch: identity })
+      return run(breaker.guard(meta.bucket, attempts, (exit) => isRefusal(Exit.isSuccess(exit) ? exit.value : Cause.squash(exit.cause))))
+    }
+    if (limiter.provider !== undefined) return submitReading(meta, call, options)
     const entry = limiter.entry(meta.bucket)
     if (Either.isLeft(entry)) return Promise.reject(entry.left)
     const charge = limiter.charge(entry.right, meta.usage)
@@ -435,6 +442,10 @@ const followStream = (
   Object.defineProperty(followed, "url", { value: response.url })
   return followed
 }
+
+/** A provider's refusal, as a fetch `Response` or an SDK error carries it: 429, 529 or 503. */
+const isRefusal = (value: unknown): boolean =>
+  typeof value === "object" && value !== null && "status" in value && (value.status === 429 || value.status === 529 || value.status === 503)
 
 /** What a running call sees when its caller gave no signal: one that never aborts. */
 const neverAborted = new AbortController().signal

@@ -80,6 +80,23 @@ describe("createRateLimiter with a provider", () => {
     await limiter.close()
   })
 
+  it("a breaker opens after refusals: later calls reject with CircuitOpen without running", async () => {
+    const limiter = createRateLimiter({
+      provider: "openai",
+      retry: { maxAttempts: 1 },
+      breaker: { failureThreshold: 2, failureWindow: "1 minute", openFor: "1 minute" },
+      buckets: { "gpt-4o": { quotas: [{ metric: "requests", limit: 100, window: "1 minute" }] } }
+    })
+    const refused = async () => new Response("{}", { status: 429, headers: { "retry-after-ms": "1" } })
+    expect((await limiter.submit({ bucket: "gpt-4o" }, refused)).status).toBe(429)
+    expect((await limiter.submit({ bucket: "gpt-4o" }, refused)).status).toBe(429)
+    let ran = false
+    const error = await limiter.submit({ bucket: "gpt-4o" }, async () => (ran = true)).catch((e: unknown) => e)
+    expect(error).toMatchObject({ _tag: "CircuitOpen", key: "gpt-4o" })
+    expect(ran).toBe(false)
+    await limiter.close()
+  })
+
   it("a 429 is retried after its hint; the caller sees only the final response", async () => {
     await Effect.runPromise(emulator.reset)
     // The limiter believes in 50 requests per second; the provider allows 5: the 6th gets a 429.
