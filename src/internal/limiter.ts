@@ -33,8 +33,8 @@ export interface Entry {
 
 /**
  * What a bucket nobody configured has learnt so far. From headers: which quotas' windows are known. Without
- * headers, from refusals alone: the last refusal (when, and what this process had admitted by then) and when
- * the rates were last raised.
+ * headers, from refusals alone: what the provider answered, the last refusal (when, and what had been answered
+ * by then) and when the rates were last raised.
  */
 export interface Learning {
   readonly windowKnown: Array<boolean>
@@ -43,7 +43,7 @@ export interface Learning {
   /** Charges of the calls the provider answered (refusals cost it nothing), per quota, and the largest one. */
   readonly answered: Array<number>
   readonly largest: Array<number>
-  lastRefusal: { readonly at: number; readonly admitted: ReadonlyArray<number> } | undefined
+  lastRefusal: { readonly at: number; readonly answered: ReadonlyArray<number> } | undefined
   raisedAt: number
 }
 
@@ -413,14 +413,14 @@ export class Limiter {
     const last = learning.lastRefusal
     // The provider's quota held anything from nothing to one charge at each refusal: the span must consume
     // many charges for that not to matter (a tenth of the rate at most).
-    const spans = (i: number) => answered[i] - (last?.admitted[i] ?? 0) >= REFUSAL_SPAN * largest[i]
+    const spans = (i: number) => answered[i] - (last?.answered[i] ?? 0) >= REFUSAL_SPAN * largest[i]
     const measured = last !== undefined && entry.bucket.quotas.every((q, i) => q.algorithm !== "token-bucket" || spans(i))
     if (last !== undefined && !measured) return Effect.void
-    learning.lastRefusal = { at: now, admitted: [...answered] }
+    learning.lastRefusal = { at: now, answered: [...answered] }
     if (last === undefined) return Effect.void
     const elapsed = now - last.at
     const quotas = entry.bucket.quotas.map((quota, i) => {
-      const rate = (answered[i] - last.admitted[i]) / elapsed
+      const rate = (answered[i] - last.answered[i]) / elapsed
       if (quota.algorithm === "concurrency") return { ...quota, limit: UNREPORTED }
       if (!(rate > 0)) return quota
       const windowMs = Math.max(1_000, Math.ceil((2 * largest[i]) / rate))
