@@ -175,7 +175,7 @@ describe("RedisBackend", () => {
       const tag = bucketTag("team-a", "a:b{c} d")
       assert.strictEqual(tag, "{team-a:a%3Ab%7Bc%7D%20d}")
       const oddKeys = keys.filter((key) => key.startsWith(`${tag}:`))
-      assert.isAtLeast(oddKeys.length, 4)
+      assert.isAtLeast(oddKeys.length, 2) // the state and the open reservation
       for (const key of keys) {
         // Every key is "{namespace:bucket}:suffix" with exactly one tag, so it hashes by the tag.
         assert.match(key, /^\{[^{}]+\}:[a-z0-9:]+$/, key)
@@ -207,6 +207,8 @@ describe("RedisBackend", () => {
       const look = yield* inspector(server)
       const backend: BackendService = yield* backendOn(server, { commandTimeout: "2 seconds" })
       const one = bucketOf("interrupted", slots(1))
+      const scriptCalls = Effect.map(Effect.promise(() => look.info("commandstats")), (info) => commandCalls(info).evalsha ?? 0)
+      const before = yield* scriptCalls
       server.pause()
       const fiber = yield* Effect.fork(backend.reserve(one, [1], 0))
       yield* Effect.sleep("50 millis")
@@ -215,8 +217,8 @@ describe("RedisBackend", () => {
       server.resume()
       const exit = yield* Fiber.join(interrupted)
       assert.isTrue(Exit.isInterrupted(exit))
-      // The script ran once Redis woke up (it made reservation 1); the booking went back.
-      assert.strictEqual(yield* Effect.promise(() => look.get(`${bucketTag("quotaflow", "interrupted")}:n`)), "1")
+      // The reserve script ran once Redis woke up, and a release gave its booking back.
+      assert.strictEqual((yield* scriptCalls) - before, 2)
       const status = yield* backend.status(one, [1])
       assert.strictEqual(status.open, 0)
       assert.strictEqual(status.quotas[0].used, 0)

@@ -11,7 +11,6 @@ do
   local record = call('HGET', K_RES, id)
   if record then
     call('HDEL', K_RES, id)
-    call('ZREM', K_EXP, id)
     openCount = max(0, openCount - 1)
     r = parseReservation(id, record)
   end

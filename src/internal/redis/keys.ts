@@ -6,8 +6,8 @@
  * ```text
  * {ns:bucket}:s          hash    the bucket's state; numbers are doubles packed with `struct` (little-endian):
  *                                  `g`   lastBooked, blockedUntil (a provider's retry hint), earliest expiry (a lower
- *                                        bound of the smallest score in `:x`), the time every key expires at, open
- *                                        reservations; then per quota, in the order `a` lists them: token bucket
+ *                                        bound of the open reservations' expiries), the time every key expires at,
+ *                                        open reservations, the last id's sequence number; then per quota, in the order `a` lists them: token bucket
  *                                        since, owed (tat = since + owed), epoch, units charged, last charge time,
  *                                        pending bookings; sliding window total in the log, entries in the log;
  *                                        concurrency in flight
@@ -17,9 +17,8 @@
  *                                        it, packed: a call with the same configuration reads `k` instead of parsing
  * {ns:bucket}:r          hash    open reservations: id -> the booking time and one hold per quota, packed
  *                                (`<d` then `<Bdddd` per quota: kind 0 none / 1 pending / 2 held, amount, mark,
- *                                after, chargedAt)
- * {ns:bucket}:x          zset    open reservations by expiry time (ms, Redis clock)
- * {ns:bucket}:n          string  reservation id counter (INCR); ids are "<Redis seconds>-<counter>"
+ *                                after, chargedAt); ids are "<the Redis millisecond booked in>-<sequence>", which
+ *                                tells when each expires (that millisecond + 1 + reservationTtl)
  * {ns:bucket}:q<i>:sw    zset    sliding window log of quota i: member "entry/amount", score = booking time;
  *                                entry = reservation id, "<id>+" (usage settled on an uncharged metric) or
  *                                "o<n>" (usage the provider reported)
@@ -82,11 +81,11 @@ const algorithmSuffix: Record<Algorithm, string> = {
 }
 
 /**
- * Every key name of a bucket: state, reservations, expiries, counter, one per quota.
+ * Every key name of a bucket: state, reservations, one per quota.
  *
  * @example
  * ```ts
- * bucketKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:r", "{quotaflow:chat}:x", "{quotaflow:chat}:n", "{quotaflow:chat}:q0:tb"]
+ * bucketKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:r", "{quotaflow:chat}:q0:tb"]
  * ```
  */
 export const bucketKeys = (namespace: string, bucket: Bucket): Array<string> => {
@@ -94,25 +93,23 @@ export const bucketKeys = (namespace: string, bucket: Bucket): Array<string> => 
   return [
     `${tag}:s`,
     `${tag}:r`,
-    `${tag}:x`,
-    `${tag}:n`,
     ...bucket.quotas.map((quota, i) => `${tag}:q${i}:${algorithmSuffix[quota.algorithm]}`)
   ]
 }
 
 /**
- * The keys a script is given, in the order it expects them: state, reservations, expiries, counter, then the key
+ * The keys a script is given, in the order it expects them: state, reservations, then the key
  * of each sliding-window and fixed-window quota in quota order (the only meters with a key of their own).
  *
  * @example
  * ```ts
- * scriptKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:r", "{quotaflow:chat}:x", "{quotaflow:chat}:n", "{quotaflow:chat}:q1:sw"]
+ * scriptKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:r", "{quotaflow:chat}:q1:sw"]
  * ```
  */
 export const scriptKeys = (namespace: string, bucket: Bucket): Array<string> => {
   const all = bucketKeys(namespace, bucket)
   return [
-    ...all.slice(0, 4),
-    ...all.slice(4).filter((_, i) => bucket.quotas[i].algorithm === "sliding-window" || bucket.quotas[i].algorithm === "fixed-window")
+    ...all.slice(0, 2),
+    ...all.slice(2).filter((_, i) => bucket.quotas[i].algorithm === "sliding-window" || bucket.quotas[i].algorithm === "fixed-window")
   ]
 }

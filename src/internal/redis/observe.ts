@@ -21,8 +21,7 @@ for i = 1, nq do
   if s ~= nil and s ~= '' then reported = num(s) end
   if reported ~= nil and reported == reported and reported < INF and reported >= 0 then
     if Q[i].alg == SW and entry == nil then
-      local seq = call('INCR', K_SEQ)
-      if seq == 1 then created(K_SEQ) end
+      seq = seq + 1
       entry = 'o' .. seq
     end
     tighten(Q[i], reported, entry)

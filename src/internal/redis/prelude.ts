@@ -4,7 +4,7 @@
  * `src/internal/bucketState.ts`; keep them in step.
  *
  * Calling convention (see `keys.ts` for the keys and how the state is stored):
- * - KEYS: state, reservations, expiries, counter, then the key of each sliding-window and fixed-window quota,
+ * - KEYS: state, reservations, then the key of each sliding-window and fixed-window quota,
  *   in quota order (`scriptKeys`; the other meters keep their state in the state hash).
  * - ARGV[1]: the bucket's configuration, space-separated (`configArg` in `store.ts`): reservationTtlMs, the
  *   algorithms (one letter per quota: `t` token bucket, `s` sliding window, `f` fixed window, `c` concurrency),
@@ -51,10 +51,11 @@ local function fmt(x)
 end
 
 if redis.replicate_commands then redis.replicate_commands() end
+
 local clock = call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
 
-local K_STATE, K_RES, K_EXP, K_SEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_STATE, K_RES = KEYS[1], KEYS[2]
 -- The state hash holds, besides the state (see below), the configuration the last call brought ('c', as ARGV[1])
 -- and what it derives from it ('k': reservationTtlMs, then per quota refunds, capacity, window, interval,
 -- tolerance, packed): a call with the same configuration reads those instead of parsing ARGV[1] again.
@@ -83,9 +84,9 @@ local Q = {}
 local maxWindow = 0
 local hasTB, hasSW, hasFW, hasCC = false, false, false, false
 -- Bytes of the state field 'g' for these algorithms (see below).
-local stateLength = 40
--- Only the sliding and fixed windows have a key of their own, passed after the first four in quota order.
-local nextKey = 5
+local stateLength = 48
+-- Only the sliding and fixed windows have a key of their own, passed after the first two in quota order.
+local nextKey = 3
 for i = 1, nq do
   local alg = byte(algs, i)
   local refunds, cap, w, interval, tol
@@ -143,10 +144,10 @@ end
 -- charged, lastChargeAt, pending bookings; sliding window total, entries; concurrency in flight. A token
 -- bucket's pending bookings themselves are in 'p<i>' (i from 0), "entry,amount,at;..." in booking order.
 -- A quota whose algorithm changed at its index starts afresh.
-local lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount = -INF, -INF, -INF, -INF, 0
+local lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq = -INF, -INF, -INF, -INF, 0, 0
 if G and storedAlgs then
   if storedAlgs ~= algs then
-    local length = 40
+    local length = 48
     for i = 1, #storedAlgs do
       local a = byte(storedAlgs, i)
       if a == TB then length = length + 48 elseif a == SW then length = length + 16 elseif a == CC then length = length + 8 end
@@ -158,7 +159,7 @@ if G and storedAlgs then
 end
 if G then
   local pos
-  lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, pos = unpackStruct('<ddddd', G)
+  lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq, pos = unpackStruct('<dddddd', G)
   for i = 1, #storedAlgs do
     local a = byte(storedAlgs, i)
     local q = Q[i]
@@ -520,28 +521,34 @@ if hasTB then
   end
 end
 
+-- Reservation ids: "<the millisecond booked in>-<sequence>", unique while the bucket's state lives (a fresh
+-- state starts at a later millisecond).
+local function expiryOf(id)
+  return (tonumber(string.match(id, '^(%d+)-')) or 0) + 1 + ttlMs
+end
+
 -- Orphans: a reservation open past its expiry is settled with its charge kept. Its concurrency slot comes
 -- back; what it booked on the rate quotas stays booked, since the call may well have reached the provider.
--- Nothing can have expired before earliestExpiry, so the expiries set is only read once that time has come.
+-- A reservation's id starts with the millisecond it was booked in, so its expiry needs no index of its own;
+-- nothing can have expired before earliestExpiry (a lower bound), so the ids are only read once it has come.
 if now >= earliestExpiry then
-  local horizon = fmt(now)
-  local expired = call('ZRANGEBYSCORE', K_EXP, '-inf', horizon)
-  if #expired > 0 then
-    for j = 1, #expired do
-      local record = call('HGET', K_RES, expired[j])
-      if record then
-        call('HDEL', K_RES, expired[j])
-        openCount = max(0, openCount - 1)
-        local r = parseReservation(expired[j], record)
-        for i = 1, nq do
-          if r.holds[i] and Q[i].alg == CC then Q[i].inflight = Q[i].inflight - r.holds[i].amount end
-        end
+  local ids = call('HKEYS', K_RES)
+  local earliest = INF
+  for j = 1, #ids do
+    local expiry = expiryOf(ids[j])
+    if expiry <= now then
+      local record = call('HGET', K_RES, ids[j])
+      call('HDEL', K_RES, ids[j])
+      openCount = max(0, openCount - 1)
+      local r = parseReservation(ids[j], record)
+      for i = 1, nq do
+        if r.holds[i] and Q[i].alg == CC then Q[i].inflight = Q[i].inflight - r.holds[i].amount end
       end
+    elseif expiry < earliest then
+      earliest = expiry
     end
-    call('ZREMRANGEBYSCORE', K_EXP, '-inf', horizon)
   end
-  local first = call('ZRANGE', K_EXP, 0, 0, 'WITHSCORES')
-  if #first > 0 then earliestExpiry = tonumber(first[2]) else earliestExpiry = INF end
+  earliestExpiry = earliest
 end
 `
 
@@ -605,7 +612,7 @@ do
     -- Once in a while, count the open reservations again rather than trust the running count.
     openCount = call('HLEN', K_RES)
   end
-  parts[1] = pack('<ddddd', lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount)
+  parts[1] = pack('<dddddd', lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq)
   if storedAlgs ~= algs then
     if changed == nil then changed = {} end
     changed[#changed + 1] = 'a'
@@ -625,7 +632,7 @@ do
   end
   if extend then
     local at = format('%d', expiresAt)
-    for j = 1, 4 do call('PEXPIREAT', KEYS[j], at) end
+    for j = 1, 2 do call('PEXPIREAT', KEYS[j], at) end
     -- Token bucket and concurrency quotas never create their key.
     for i = 1, nq do
       if Q[i].alg == SW or Q[i].alg == FW then call('PEXPIREAT', Q[i].key, at) end

@@ -43,9 +43,8 @@ if result == nil then
   if at == INF or at - now > maxWait then
     result = { 'W', fmt(at - now), clock[1], clock[2] }
   else
-    local seq = call('INCR', K_SEQ)
-    if seq == 1 then created(K_SEQ) end
-    local id = clock[1] .. '-' .. seq
+    seq = seq + 1
+    local id = format('%d-%d', floor(now), seq)
     local record = { pack('<d', at) }
     for i = 1, nq do
       if amounts[i] > 0 then
@@ -55,15 +54,13 @@ if result == nil then
       end
     end
     lastBooked = max(lastBooked, at)
-    -- The record, and the expiry orphan reclaim looks for.
+    -- The record; its id tells orphan reclaim when it expires.
     call('HSET', K_RES, id, table.concat(record))
-    local expiry = ceil(now + ttlMs)
-    call('ZADD', K_EXP, format('%d', expiry), id)
+    local expiry = expiryOf(id)
     if expiry < earliestExpiry then earliestExpiry = expiry end
     if openCount <= 0 then
-      -- Both keys were empty, hence gone: created now.
+      -- The reservations hash was empty, hence gone: created now.
       created(K_RES)
-      created(K_EXP)
       openCount = 0
     end
     openCount = openCount + 1
