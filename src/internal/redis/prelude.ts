@@ -139,8 +139,8 @@ for i = 1, nq do
 end
 
 -- The state: 'a' the algorithms the state was written for, 'g' the state packed as doubles: lastBooked,
--- blockedUntil, the earliest expiry (a lower bound of the smallest score in the expiries set), the time every key
--- expires at, the number of open reservations; then per quota, as 'a' lists them: token bucket since, owed, epoch,
+-- blockedUntil, the earliest expiry (a lower bound of the open reservations' expiries), the time every key
+-- expires at, the number of open reservations, the last id's sequence number; then per quota, as 'a' lists them: token bucket since, owed, epoch,
 -- charged, lastChargeAt, pending bookings; sliding window total, entries; concurrency in flight. A token
 -- bucket's pending bookings themselves are in 'p<i>' (i from 0), "entry,amount,at;..." in booking order.
 -- A quota whose algorithm changed at its index starts afresh.
