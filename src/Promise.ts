@@ -280,7 +280,13 @@ export const createRateLimiter = (config: RateLimiterConfig): RateLimiter => {
         const reservation = await admit(limiter, entry, charge, options)
         const outcome = await attempt(call, options).then(Either.right<A>, Either.left<unknown>)
         const answer = limiter.provider === undefined ? undefined : await providerAnswer(Either.merge(outcome))
-        const refused = answer === undefined ? undefined : await run(limiter.learn(entry, answer, charge))
+        const learnt = answer === undefined ? Either.right(undefined) : await run(Effect.either(limiter.learn(entry, answer, charge)))
+        if (Either.isLeft(learnt)) {
+          // The backend could not take what the provider said: the call still settles, keeping its charge.
+          await settle(limiter, entry, reservation.id, Either.right(undefined))
+          throw learnt.left
+        }
+        const refused = learnt.right
         if (refused !== undefined) {
           // The provider counted the refused attempt: it keeps its charge.
           await settle(limiter, entry, reservation.id, Either.right(undefined))

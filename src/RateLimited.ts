@@ -242,11 +242,14 @@ export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
         attempt(meta, effect, options, (admission, exit) => {
           const response = read(exit)
           const learnt = response === undefined ? Effect.succeed(undefined) : limiter.learn(admission.entry, response, admission.charge)
-          return Effect.flatMap(learnt, (refused): Effect.Effect<A, E | RateLimitError | Limiter.Refused> =>
+          return Effect.flatMap(Effect.either(learnt), (learned): Effect.Effect<A, E | RateLimitError | Limiter.Refused> => {
+            // The backend could not take what the provider said: the call still settles, keeping its charge.
+            if (Either.isLeft(learned)) return settleThen(admission, Either.right(undefined), Exit.fail(learned.left))
             // A refusal keeps its charge: the provider counted it.
-            refused === undefined
+            return learned.right === undefined
               ? settleThen(admission, usageFrom(meta.bucket, options, exit), exit)
-              : settleThen(admission, Either.right(undefined), Exit.fail(refused)))
+              : settleThen(admission, Either.right(undefined), Exit.fail(learned.right))
+          })
         })
       ).pipe(
         Effect.catchIf(

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
-import { MemoryBackendLive, RateLimited } from "../src/index.js"
+import { Backend, BackendUnavailable, MemoryBackend, MemoryBackendLive, RateLimited } from "../src/index.js"
 import type { LimiterConfig, ProviderResponse } from "../src/index.js"
 
 interface Answer {
@@ -28,6 +28,12 @@ const config: LimiterConfig = {
     }
   }
 }
+
+/** The memory backend, except that it cannot take what a provider said (Redis away under fail-closed, say). */
+const observeFails = Layer.effect(
+  Backend.Backend,
+  Effect.map(MemoryBackend.make, (backend) => ({ ...backend, observe: () => Effect.fail(new BackendUnavailable({ cause: "down" })) }))
+)
 
 const run = <A, E>(effect: Effect.Effect<A, E, RateLimited.RateLimited>, overrides: Partial<LimiterConfig> = {}) =>
   Effect.provide(effect, RateLimited.layer({ ...config, ...overrides }).pipe(Layer.provide(MemoryBackendLive)))
@@ -166,6 +172,15 @@ describe("RateLimited with a provider", () => {
       assert.strictEqual(tokens?.windowMs, Math.ceil((10_000 * 12_001) / 1_999))
       assert.strictEqual(status.quotas.find((q) => q.algorithm === "concurrency")?.limit, 1_000_000_000)
     }), { buckets: {} }))
+
+  it.effect("a backend that cannot take what the provider said still gets the call settled", () =>
+    Effect.gen(function*() {
+      const headers: Answer = { status: 200, headers: { "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "10" } }
+      const provider = yield* scripted([headers])
+      const outcome = yield* Effect.flip(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 10 } }, provider.call, { response }))
+      assert.strictEqual(outcome._tag, "BackendUnavailable")
+      assert.strictEqual((yield* RateLimited.status("gpt-4o")).open, 0)
+    }).pipe(Effect.provide(RateLimited.layer(config).pipe(Layer.provide(observeFails)))))
 
   it.effect("repeated refusals open the circuit: later calls fail fast with CircuitOpen", () =>
     run(Effect.gen(function*() {
