@@ -91,7 +91,8 @@ export class InvalidUsage extends Schema.TaggedError<InvalidUsage>()("InvalidUsa
 }
 
 /**
- * A bucket name that the limiter was not configured with.
+ * A bucket name that the limiter was not configured with (in intelligent mode without a provider to learn its
+ * limits from).
  *
  * @example
  * ```ts

@@ -188,7 +188,8 @@ export interface LimiterConfig {
   /** Retries of calls the provider refused with a retryable status (429, 529, 503). */
   readonly retry?: RetryInput
   /**
-   * `intelligent` (default): calls are admitted against the buckets' quotas. `basic`: no quotas are needed;
+   * `intelligent` (default): calls are admitted against the buckets' quotas; with a `provider`, a bucket nobody
+   * configured learns its quotas from the provider's answers. `basic`: no quotas are needed;
    * any bucket name is accepted, and each (a model, say) only waits out what its provider said: a 429's retry
    * hint or a limit its headers report exhausted until its reset.
    */
