@@ -43,7 +43,7 @@ describe("a key shared with a consumer outside quotaflow", () => {
           }
         }
       })
-      const calls = makeWorkload(60, 2)
+      const calls = makeWorkload(120, 2)
       let refused = 0
       const started = performance.now()
       const statuses = await Promise.all(calls.map((call) =>
