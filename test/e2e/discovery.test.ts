@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest"
 import { minimumMs } from "../../src/demo/Scenario.js"
 import { makeWorkload } from "../../src/demo/Workload.js"
 import { createRateLimiter } from "../../src/index.js"
-import { withEmulator } from "../support/emulator.js"
+import { runChats, withEmulator } from "../support/emulator.js"
 
 const windowMs = 2_000
 const limits = { requests: 100, tokens: 20_000 }
@@ -18,25 +18,7 @@ describe("a limiter with no limits configured", () => {
     await withEmulator({ style: "openai", windowMs, limits, latency: { baseMs: 20, perTokenMs: 0 } }, async (emulator) => {
       const limiter = createRateLimiter({ provider: "openai" })
       const calls = makeWorkload(50, 1)
-      const started = performance.now()
-      const statuses = await Promise.all(calls.map((call) =>
-        limiter.submit(
-          { bucket: "gpt-4o", usage: { tokens: call.promptTokens + call.maxTokens } },
-          (signal) =>
-            fetch(`${emulator.url}/v1/chat/completions`, {
-              method: "POST",
-              signal,
-              body: JSON.stringify({
-                model: "gpt-4o",
-                messages: [{ role: "user", content: `Request ${call.id}` }],
-                max_tokens: call.maxTokens,
-                x_prompt_tokens: call.promptTokens,
-                x_completion_tokens: call.completionTokens
-              })
-            })
-        ).then((response) => response.status)
-      ))
-      const wallMs = performance.now() - started
+      const { statuses, wallMs } = await runChats(limiter, emulator.url, calls)
       const status = await limiter.status("gpt-4o")
       await limiter.close()
       const stats = await Effect.runPromise(emulator.stats)

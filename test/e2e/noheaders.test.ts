@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest"
 import { minimumMs } from "../../src/demo/Scenario.js"
 import { makeWorkload } from "../../src/demo/Workload.js"
 import { createRateLimiter } from "../../src/index.js"
-import { withEmulator } from "../support/emulator.js"
+import { runChats, withEmulator } from "../support/emulator.js"
 
 const windowMs = 2_000
 const limits = { requests: 200, tokens: 20_000 }
@@ -18,22 +18,9 @@ describe("a provider without rate-limit headers", () => {
       const limiter = createRateLimiter({ provider: "openai", retry: { maxAttempts: 10, baseDelay: "20 millis" } })
       const calls = makeWorkload(120, 3)
       const refusedAt: Array<number> = []
-      const started = performance.now()
-      const statuses = await Promise.all(calls.map((call) =>
-        limiter.submit(
-          { bucket: "gpt-4o", usage: { tokens: call.promptTokens + call.maxTokens } },
-          async (signal) => {
-            const response = await fetch(`${emulator.url}/v1/chat/completions`, {
-              method: "POST",
-              signal,
-              body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "Hi" }], max_tokens: call.maxTokens, x_prompt_tokens: call.promptTokens })
-            })
-            if (response.status === 429) refusedAt.push(performance.now() - started)
-            return response
-          }
-        ).then((response) => response.status)
-      ))
-      const wallMs = performance.now() - started
+      const { statuses, wallMs } = await runChats(limiter, emulator.url, calls, (status, atMs) => {
+        if (status === 429) refusedAt.push(atMs)
+      })
       const status = await limiter.status("gpt-4o")
       await limiter.close()
       const stats = await Effect.runPromise(emulator.stats)

@@ -7,17 +7,10 @@ import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { makeWorkload } from "../../src/demo/Workload.js"
 import { createRateLimiter } from "../../src/index.js"
-import { withEmulator } from "../support/emulator.js"
+import { chat, runChats, withEmulator } from "../support/emulator.js"
 
 const windowMs = 2_000
 const limits = { requests: 200, tokens: 20_000 }
-
-const chat = (url: string, prompt: number, maxTokens: number, signal?: AbortSignal) =>
-  fetch(`${url}/v1/chat/completions`, {
-    method: "POST",
-    ...(signal ? { signal } : {}),
-    body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "Hi" }], max_tokens: maxTokens, x_prompt_tokens: prompt })
-  })
 
 describe("a key shared with a consumer outside quotaflow", () => {
   it("quotaflow adapts to the outside 30% and stays under 1% of 429s", async () => {
@@ -27,7 +20,7 @@ describe("a key shared with a consumer outside quotaflow", () => {
       const outsideStatuses: Array<number> = []
       const outsideLoop = (async () => {
         while (outside) {
-          const response = await chat(emulator.url, 200, 100)
+          const response = await chat(emulator.url, { prompt: 200, maxTokens: 100 })
           outsideStatuses.push(response.status)
           await new Promise((resolve) => setTimeout(resolve, 100))
         }
@@ -45,18 +38,9 @@ describe("a key shared with a consumer outside quotaflow", () => {
       })
       const calls = makeWorkload(120, 2)
       let refused = 0
-      const started = performance.now()
-      const statuses = await Promise.all(calls.map((call) =>
-        limiter.submit(
-          { bucket: "gpt-4o", usage: { tokens: call.promptTokens + call.maxTokens } },
-          async (signal) => {
-            const response = await chat(emulator.url, call.promptTokens, call.maxTokens, signal)
-            if (response.status === 429) refused++
-            return response
-          }
-        ).then((response) => response.status)
-      ))
-      const wallMs = performance.now() - started
+      const { statuses, wallMs } = await runChats(limiter, emulator.url, calls, (status) => {
+        if (status === 429) refused++
+      })
       outside = false
       await outsideLoop
       await limiter.close()
