@@ -1,7 +1,7 @@
 /**
  * Admissions through Redis on loopback, side by side in one run, at 1, 16 and 64 concurrent callers:
  *
- * - quotaflow: `RedisBackend.make` -> `reserve` + `settle` per call (two script calls);
+ * - quotaflow: `RedisBackend.make` -> `reserve` + `settle` per call (two calls of its function library, FCALL);
  * - ceiling: the same number of ioredis callers, each call two trivial EVALSHAs (`return 1`); and for reference
  *   the same with the writes corked as quotaflow's store corks them;
  * - rate-limiter-flexible: `RateLimiterRedis.consume` per call on an ioredis client;
@@ -18,7 +18,7 @@
  *
  * Besides calls/s and latency, each row shows what a call costs: Redis commands per call, Redis CPU and this
  * process's CPU per call (µs, from `INFO cpu` and `process.cpuUsage`), and the server's `usec_per_call` of its
- * scripts (EVALSHA).
+ * script calls (FCALL, EVALSHA).
  */
 import { execFile } from "node:child_process"
 import { cpus } from "node:os"
@@ -69,7 +69,7 @@ interface Result {
   readonly p99: number
   /** Redis commands (a script counts as one) per call. */
   readonly commandsPerCall: number
-  /** Server time per script call (`usec_per_call` of EVALSHA/EVAL). */
+  /** Server time per script call (`usec_per_call` of FCALL/EVALSHA/EVAL). */
   readonly scriptUsec: number
   readonly redisCpuPerCall: number
   readonly clientCpuPerCall: number
@@ -150,7 +150,7 @@ const statsOf = (info: string) => {
     const [name, calls, usec] = [match[1], Number(match[2]), Number(match[3])]
     if (name === "info" || name.startsWith("config")) continue
     commands += calls
-    if (name === "evalsha" || name === "eval") {
+    if (name === "fcall" || name === "evalsha" || name === "eval") {
       scripts += calls
       scriptUsec += usec
     }
@@ -207,9 +207,10 @@ const connected = async (port: number): Promise<Redis> => {
  * quotaflow's store sends its commands (see `cork` in `src/internal/redis/store.ts`); a reference only, the
  * ratios are to the plain one.
  */
-const ceilingContender = async (port: number, corked: boolean): Promise<Contender> => {
+const ceilingContender = async (port: number, corked: boolean, fcall = false): Promise<Contender> => {
   const client = await connected(port)
   const sha = String(await client.script("LOAD", "return 1"))
+  if (fcall) await client.call("FUNCTION", "LOAD", "REPLACE", "#!lua name=bench_ceiling\nredis.register_function('bench_trivial', function() return 1 end)")
   let held = false
   let batched = 0
   const cork = () => {
@@ -229,9 +230,10 @@ const ceilingContender = async (port: number, corked: boolean): Promise<Contende
       client.stream.uncork()
     })
   }
-  const evalsha = corked ? () => (cork(), client.evalsha(sha, 0)) : () => client.evalsha(sha, 0)
+  const send = fcall ? () => client.fcall("bench_trivial", 0) : () => client.evalsha(sha, 0)
+  const evalsha = corked ? () => (cork(), send()) : send
   return {
-    name: corked ? "ceiling, corked writes" : "ceiling (2 x EVALSHA)",
+    name: fcall ? "ceiling, FCALL" : corked ? "ceiling, corked writes" : "ceiling (2 x EVALSHA)",
     scriptsPerCall: 2,
     run: (callers, seconds) =>
       drive(async () => {
@@ -303,6 +305,7 @@ const main = async () => {
     }
     const ceiling = await ceilingContender(server.port, false)
     contenders.push(ceiling)
+    contenders.push(await ceilingContender(server.port, false, true))
     contenders.push(await ceilingContender(server.port, true))
     contenders.push(await rateLimiterFlexibleContender(server.port))
     const bottleneck = await bottleneckContender(server.port)
@@ -326,7 +329,7 @@ const main = async () => {
     const version = String(await stats.info("server")).match(/redis_version:(\S+)/)?.[1] ?? "?"
     console.log(`Admissions through Redis on loopback: redis ${version}, ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`)
     console.log(`each cell: best of ${ROUNDS} x ${SECONDS} s; one ioredis connection per contender (bottleneck: plus its subscriber)`)
-    console.log(`call: quotaflow reserve + settle (2 scripts); ceiling 2 trivial EVALSHAs; rate-limiter-flexible consume (1 script); bottleneck schedule`)
+    console.log(`call: quotaflow reserve + settle (2 FCALLs); ceiling 2 trivial EVALSHAs (or FCALLs); rate-limiter-flexible consume (1 script); bottleneck schedule`)
     console.log(`scripts/s: script calls per second; vs ceil: scripts/s over the ceiling's; vs btl: calls/s over bottleneck's`)
     console.log(`latency in ms per call; cmd/call: Redis commands per call; usec/script: server time per script call;`)
     console.log(`redis µs, client µs: CPU per call in redis-server and in this process`)

@@ -268,7 +268,7 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
     }
     const client = yield* connect(options, settings)
     const store = makeStore(client, settings)
-    yield* Effect.ignore(store.loadScripts)
+    yield* Effect.ignore(store.load)
 
     // After Redis failed to answer, calls skip it for one command timeout instead of each waiting out its own.
     // The next call after that asks Redis again: that is how the backend comes back to it.

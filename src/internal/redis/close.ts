@@ -1,18 +1,16 @@
 /**
- * Taking an open reservation out of the bucket, shared by settle and release: `r` is its record, nil when it is
- * not open.
+ * Taking an open reservation out of the bucket, shared by settle and release.
  *
  * @internal
  */
-export const takeReservation = String.raw`
-local id = ARGV[OP]
-local r = nil
-do
+
+/** Lua: `take(id)`, the open reservation's record parsed (see `parseReservation`), or nil when it is not open. */
+export const take = String.raw`
+local function take(id)
   local record = call('HGET', K_RES, id)
-  if record then
-    call('HDEL', K_RES, id)
-    openCount = max(0, openCount - 1)
-    r = parseReservation(id, record)
-  end
+  if not record then return nil end
+  call('HDEL', K_RES, id)
+  openCount = max(0, openCount - 1)
+  return parseReservation(id, record)
 end
 `

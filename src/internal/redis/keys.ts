@@ -4,17 +4,16 @@
  * can close the tag, split it, or reach into another namespace.
  *
  * ```text
- * {ns:bucket}:s          hash    the bucket's state; numbers are doubles packed with `struct` (little-endian):
- *                                  `g`   lastBooked, blockedUntil (a provider's retry hint), earliest expiry (a lower
- *                                        bound of the open reservations' expiries), the time every key expires at,
- *                                        open reservations, the last id's sequence number; then per quota, in the order `a` lists them: token bucket
- *                                        since, owed (tat = since + owed), epoch, units charged, last charge time,
- *                                        pending bookings; sliding window total in the log, entries in the log;
- *                                        concurrency in flight
- *                                  `a`   the algorithms `g` was written for, a letter per quota (`t`, `s`, `f`, `c`)
+ * {ns:bucket}:s          hash    the bucket's state:
+ *                                  `state` the algorithms it was written for (a letter per quota: `t`, `s`, `f`,
+ *                                        `c`), a space, then doubles packed with `struct` (little-endian):
+ *                                        lastBooked, blockedUntil (a provider's retry hint), earliest expiry (a
+ *                                        lower bound of the open reservations' expiries), the time every key
+ *                                        expires at, open reservations, the last id's sequence number; then per
+ *                                        quota: token bucket since, owed (tat = since + owed), epoch, units
+ *                                        charged, last charge time, pending bookings; sliding window total in the
+ *                                        log, entries in the log; concurrency in flight
  *                                  `p<i>` a token bucket's pending bookings "entry,amount,at;..." (in booking order)
- *                                  `c`   the configuration (ARGV[1]) of the last call, and `k` what it derives from
- *                                        it, packed: a call with the same configuration reads `k` instead of parsing
  * {ns:bucket}:r          hash    open reservations: id -> the booking time and one hold per quota, packed
  *                                (`<d` then `<Bdddd` per quota: kind 0 none / 1 pending / 2 held, amount, mark,
  *                                after, chargedAt); ids are "<the Redis millisecond booked in>-<sequence>", which

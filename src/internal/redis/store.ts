@@ -1,6 +1,6 @@
 /**
- * One script call per operation, one attempt each, bounded by a timeout: the raw answers of the Redis
- * backend with the `now` (Redis clock) each script used. Retries and the failure policy live in
+ * One call of the library (see `library.ts`) per operation, one attempt each, bounded by a timeout: the raw
+ * answers of the Redis backend with the `now` (Redis clock) each call used. Retries and the failure policy live in
  * `src/Backend/Redis.ts`; tests compare these answers with `BucketState` at the same `now`.
  *
  * @internal
@@ -12,7 +12,7 @@ import type { Bucket } from "../../Quota.js"
 import type { ReserveOutcome } from "../bucketState.js"
 import { capacityOf, effectiveLimit } from "../meters.js"
 import { scriptKeys } from "./keys.js"
-import { allScripts, type Script, scripts } from "./scripts.js"
+import { type Call, calls, libraryCode } from "./library.js"
 
 /**
  * A standalone client or a Cluster.
@@ -73,8 +73,13 @@ export interface RedisStore {
     used: ReadonlyArray<number | undefined>,
     retryAfterMs: number
   ) => Effect.Effect<Timed<void>, RedisFailure>
-  /** SCRIPT LOAD on every master, so that the first EVALSHA finds its script. */
-  readonly loadScripts: Effect.Effect<void, RedisFailure>
+  /**
+   * FUNCTION LOAD on every master, so that the first FCALL finds its function; on a server without Functions,
+   * SCRIPT LOAD of every operation instead, and the store calls scripts from then on.
+   */
+  readonly load: Effect.Effect<void, RedisFailure>
+  /** Whether the operations run as library functions (FCALL) or as scripts (EVALSHA): tests read it. */
+  readonly mode: () => "function" | "script"
 }
 
 /** Server errors raised before a command runs: retrying cannot run it twice. */
@@ -97,7 +102,19 @@ export const classify = (error: unknown): RedisFailure => {
   return new RedisFailure({ kind: notSent.some((text) => message.includes(text)) ? "unsent" : "unknown", message })
 }
 
-const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+/** The server lost its script cache (restart, SCRIPT FLUSH, a node new to the cluster). */
+const isNoScript = (error: unknown): boolean => messageOf(error).startsWith("NOSCRIPT")
+
+/** The server has no such function: it lost its libraries (a restart without persistence, a new node). */
+const isNoFunction = (error: unknown): boolean => /^ERR Function not found/i.test(messageOf(error))
+
+/** The server has no Functions at all (Redis 6 and older). */
+const isNoFunctions = (error: unknown): boolean => /^ERR unknown command .?(fcall|function)/i.test(messageOf(error))
+
+/** Another process loaded the same library first. */
+const isLoaded = (error: unknown): boolean => /already exists/i.test(messageOf(error))
 
 const formatNumber = (n: number): string => (n === Infinity ? "inf" : n === -Infinity ? "-inf" : String(n))
 
@@ -185,7 +202,7 @@ class InFlight<A> {
 
   constructor(
     readonly resume: (effect: Effect.Effect<A, RedisFailure>) => void,
-    readonly script: Script,
+    readonly call: Call,
     readonly bucket: Bucket,
     readonly parse: Parse<A>,
     readonly argv: Array<string | number>
@@ -196,7 +213,7 @@ class InFlight<A> {
     this.done = true
     clearTimeout(this.timer)
     if (!isReply(reply)) {
-      const message = `unexpected reply from the ${this.script.name} script: ${JSON.stringify(reply)}`
+      const message = `unexpected reply from ${this.call.operation}: ${JSON.stringify(reply)}`
       return this.resume(Effect.fail(new RedisFailure({ kind: "error", message })))
     }
     this.resume(Effect.succeed(this.parse(reply, this.bucket)))
@@ -216,7 +233,7 @@ const BATCH = 8
 const expire = <A>(call: InFlight<A>, message: string): void => call.fail(new RedisFailure({ kind: "unknown", message }))
 
 interface Prepared {
-  /** EVALSHA's arguments up to the operation's own: number of keys, KEYS, then the configuration (ARGV[1]). */
+  /** FCALL's (or EVALSHA's) arguments after the name: number of keys, keys, then the configuration (args[1]). */
   readonly head: ReadonlyArray<string | number>
 }
 
@@ -272,29 +289,73 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
     process.nextTick(uncork)
   }
 
+  const masters = (): ReadonlyArray<Redis> => (client instanceof Cluster ? client.nodes("master") : [client])
+
+  // FCALL until a server turns out to have no Functions; scripts from then on.
+  let mode: "function" | "script" = "function"
+
+  /** FUNCTION LOAD on one node: true when the library is there now, false when the server has no Functions. */
+  const loadOn = (node: Redis): Promise<boolean> =>
+    node.call("FUNCTION", "LOAD", libraryCode).then(
+      () => true,
+      (error: unknown) => {
+        if (isLoaded(error)) return true
+        if (isNoFunctions(error)) return false
+        throw error
+      }
+    )
+
+  // One load at a time: the calls that found the library missing all wait for the same one.
+  let loading: Promise<void> | undefined
+  const loadAll = (): Promise<void> => {
+    loading ??= (async () => {
+      const loaded = await Promise.all(masters().map(loadOn))
+      if (loaded.every(Boolean)) return
+      mode = "script"
+      await Promise.all(masters().flatMap((node) => Object.values(calls).map((call) => node.script("LOAD", call.lua))))
+    })().finally(() => {
+      loading = undefined
+    })
+    return loading
+  }
+
+  const send = (argv: Array<string | number>): Promise<unknown> =>
+    mode === "function" ? client.fcall(...(argv as [string, number])) : client.evalsha(...(argv as [string, number]))
+
   const rejected = <A>(call: InFlight<A>, error: unknown): void => {
     if (call.done) return
-    if (!isNoScript(error)) return call.fail(classify(error))
-    // The server lost its script cache (restart, SCRIPT FLUSH, a node new to the cluster): EVAL loads it again.
-    call.argv[0] = call.script.lua
-    client.eval(...(call.argv as [string, number])).then(
-      (reply) => call.answer(reply),
-      (error: unknown) => call.fail(classify(error))
-    )
+    const answer = (reply: unknown) => call.answer(reply)
+    const fail = (error: unknown) => call.fail(classify(error))
+    if (isNoFunction(error) || isNoFunctions(error)) {
+      // The server lost the library (a restart without persistence, a node new to the cluster), or never had
+      // Functions: load it, or the scripts, and send the call again; it did not run.
+      loadAll().then(() => {
+        call.argv[0] = mode === "function" ? call.call.function : call.call.sha
+        return send(call.argv).then(answer, fail)
+      }, fail)
+      return
+    }
+    if (isNoScript(error)) {
+      // The server lost its script cache: EVAL loads it again.
+      call.argv[0] = call.call.lua
+      client.eval(...(call.argv as [string, number])).then(answer, fail)
+      return
+    }
+    fail(error)
   }
 
   /**
-   * One script call: its reply through `parse`, or a failure; a failure of kind `unknown` once
+   * One call of the library: its reply through `parse`, or a failure; a failure of kind `unknown` once
    * `commandTimeoutMs` have passed without an answer (a plain timer: this runs on every command). A caller
    * interrupted meanwhile is gone; the answer, when it comes, goes nowhere.
    */
-  const run = <A>(script: Script, bucket: Bucket, args: Array<string | number>, parse: Parse<A>): Effect.Effect<A, RedisFailure> =>
+  const run = <A>(operation: Call, bucket: Bucket, args: Array<string | number>, parse: Parse<A>): Effect.Effect<A, RedisFailure> =>
     Effect.async<A, RedisFailure>((resume) => {
-      const argv = [script.sha, ...prepare(bucket).head, ...args]
-      const call = new InFlight(resume, script, bucket, parse, argv)
+      const argv = [mode === "function" ? operation.function : operation.sha, ...prepare(bucket).head, ...args]
+      const call = new InFlight(resume, operation, bucket, parse, argv)
       call.timer = setTimeout(expire, options.commandTimeoutMs, call, timeoutMessage)
       cork()
-      client.evalsha(...(argv as [string, number])).then(
+      send(argv).then(
         (reply) => call.answer(reply),
         (error: unknown) => rejected(call, error)
       )
@@ -304,43 +365,38 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
     const args: Array<string> = []
     for (let i = 0; i < bucket.quotas.length; i++) args.push(formatNumber(charge[i] ?? 0))
     args.push(formatNumber(maxWaitMs))
-    return run(scripts.reserve, bucket, args, parseReserve)
+    return run(calls.reserve, bucket, args, parseReserve)
   }
 
   const settle = (bucket: Bucket, id: string, actual: ReadonlyArray<number | undefined>) => {
     const args = [id]
     for (let i = 0; i < bucket.quotas.length; i++) args.push(actual[i] === undefined ? "" : formatNumber(actual[i]!))
-    return run(scripts.settle, bucket, args, parseClosed)
+    return run(calls.settle, bucket, args, parseClosed)
   }
 
   const observe = (bucket: Bucket, used: ReadonlyArray<number | undefined>, retryAfterMs: number) => {
     const args = [formatNumber(retryAfterMs)]
     for (let i = 0; i < bucket.quotas.length; i++) args.push(used[i] === undefined ? "" : formatNumber(used[i]!))
-    return run(scripts.observe, bucket, args, parseObserved)
+    return run(calls.observe, bucket, args, parseObserved)
   }
 
   const status = (bucket: Bucket, demand: ReadonlyArray<number>) =>
-    run(scripts.status, bucket, bucket.quotas.map((_, i) => formatNumber(demand[i] ?? 0)), parseStatus)
+    run(calls.status, bucket, bucket.quotas.map((_, i) => formatNumber(demand[i] ?? 0)), parseStatus)
 
-  const masters = (): ReadonlyArray<Redis> => (client instanceof Cluster ? client.nodes("master") : [client])
-
-  const loadScripts = Effect.tryPromise({
-    try: () => Promise.all(masters().flatMap((node) => allScripts.map((script) => node.script("LOAD", script.lua)))),
-    catch: classify
-  }).pipe(
+  const load = Effect.tryPromise({ try: loadAll, catch: classify }).pipe(
     Effect.timeoutFail({
       duration: options.commandTimeoutMs,
-      onTimeout: () => new RedisFailure({ kind: "unknown", message: `SCRIPT LOAD got no answer within ${options.commandTimeoutMs} ms` })
-    }),
-    Effect.asVoid
+      onTimeout: () => new RedisFailure({ kind: "unknown", message: `FUNCTION LOAD got no answer within ${options.commandTimeoutMs} ms` })
+    })
   )
 
   return {
     reserve,
     settle,
-    release: (bucket, id) => run(scripts.release, bucket, [id], parseClosed),
+    release: (bucket, id) => run(calls.release, bucket, [id], parseClosed),
     status,
     observe,
-    loadScripts
+    load,
+    mode: () => mode
   }
 }
