@@ -31,7 +31,7 @@
 const state = String.raw`
 -- Redis loads a library with almost nothing in scope (no math, string, struct or redis.call): the standard
 -- functions are bound by the first call (bind), into locals, as a script would bind them.
-local INF, max, min, floor, ceil, format, byte, sub, match, gmatch, find, pack, unpackStruct, concat, call, NO_HOLD
+local INF, max, min, floor, ceil, format, byte, sub, match, gmatch, find, pack, unpackStruct, concat, call, unpackTable
 local function bind()
   INF = math.huge
   max, min, floor, ceil = math.max, math.min, math.floor, math.ceil
@@ -39,7 +39,7 @@ local function bind()
   pack, unpackStruct = struct.pack, struct.unpack
   concat = table.concat
   call = redis.call
-  NO_HOLD = pack('<Bdddd', 0, 0, 0, 0, 0)
+  unpackTable = unpack
 end
 -- Algorithms, as the bytes of their letters.
 local TB, SW, FW, CC = 116, 115, 102, 99
@@ -59,8 +59,11 @@ local function num(s)
   return tonumber(s)
 end
 
--- Bytes a quota of each algorithm takes in the packed state.
+-- Bytes a quota of each algorithm takes in the packed state, and their struct format.
 local STATE_BYTES = { [TB] = 48, [SW] = 16, [FW] = 0, [CC] = 8 }
+local STATE_FORMAT = { [TB] = 'dddddd', [SW] = 'dd', [FW] = '', [CC] = 'd' }
+-- Numbers on their way into one struct.pack, and a reserve's amounts (reused: a call makes no table for them).
+local VALUES, AMOUNTS = {}, {}
 
 -- The meter of each algorithm (see below).
 local METERS
@@ -74,7 +77,10 @@ local function configure(text)
   local ttlMs, algs, refundFlags, burst, skew, quotaConfig = match(text, '^(%S+) (%S+) (%S+) (%S+) (%S+) (.*)$')
   if not ttlMs then return nil end
   ttlMs, burst, skew = tonumber(ttlMs), tonumber(burst), tonumber(skew)
-  local c = { ttlMs = ttlMs, algs = algs, nq = #algs, quotas = {}, maxWindow = 0, stateLength = 48 }
+  local c = {
+    ttlMs = ttlMs, algs = algs, nq = #algs, quotas = {}, maxWindow = 0, stateLength = 48,
+    prefix = algs .. ' ', stateFormat = '<dddddd', recordFormat = '<d'
+  }
   local nextKey = 3
   local limits = gmatch(quotaConfig, '(%S+) (%S+)')
   for i = 1, #algs do
@@ -101,6 +107,8 @@ local function configure(text)
     end
     if q.w > c.maxWindow then c.maxWindow = q.w end
     c.stateLength = c.stateLength + STATE_BYTES[alg]
+    c.stateFormat = c.stateFormat .. STATE_FORMAT[alg]
+    c.recordFormat = c.recordFormat .. 'Bdddd'
     c.quotas[i] = q
   end
   if configCount >= 256 then configs, configCount = {}, 0 end
@@ -109,8 +117,8 @@ local function configure(text)
   return c
 end
 
--- The call's variables, set by begin.
-local clock, now, K_STATE, K_RES, ttlMs, algs, nq, Q, maxWindow, stateLength
+-- The call's variables, set by begin: C the configuration, Q its quotas.
+local clock, now, K_STATE, K_RES, C, ttlMs, algs, nq, Q, maxWindow, stateLength
 local lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
 -- Keys this call creates while the others keep their expiry: they get the same one (see finish).
 local fresh
@@ -126,7 +134,7 @@ end
 -- then per quota: token bucket since, owed, epoch, charged, lastChargeAt, pending bookings; sliding window
 -- total, entries; concurrency in flight. A token bucket's pending bookings themselves are in 'p<i>' (i from 0),
 -- "entry,amount,at;..." in booking order. A quota whose algorithm changed at its index starts afresh.
-local function load(keys, c)
+local function load(keys)
   lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq = -INF, -INF, -INF, -INF, 0, 0
   for i = 1, nq do
     local q = Q[i]
@@ -185,7 +193,7 @@ end
 
 -- Reservation records: the booking time, then per quota a hold: kind (0 no hold, 1 a token bucket's pending
 -- booking, 2 held), amount, mark, after, chargedAt; packed as '<d', then '<Bdddd' per quota (a group). Booking
--- a quota returns its group.
+-- a quota returns its group's five numbers.
 
 -- The number of hold groups in a record, or nil when it is not a record this version wrote.
 local function groupsIn(record)
@@ -262,12 +270,12 @@ end
 function tb.book(q, amount, at, entry)
   if at <= now then
     tb_charge(q, amount, at)
-    return pack('<Bdddd', 2, amount, q.epoch, q.charged, at)
+    return 2, amount, q.epoch, q.charged, at
   end
   if q.pending == NONE then q.pending = {} end
   q.pending[#q.pending + 1] = { entry = entry, amount = amount, at = at }
   q.pendingDirty = true
-  return pack('<Bdddd', 1, amount, at, 0, at)
+  return 1, amount, at, 0, at
 end
 function tb.adjust(q, hold, amount)
   local delta = amount - hold.amount
@@ -347,7 +355,7 @@ function sw.book(q, amount, at, entry)
   if q.count == 0 then created(q.key) end
   q.total = q.total + amount
   q.count = q.count + 1
-  return pack('<Bdddd', 2, amount, at, 0, at)
+  return 2, amount, at, 0, at
 end
 function sw.adjust(q, hold, amount)
   sw_prune(q)
@@ -429,7 +437,7 @@ function fw.book(q, amount, at)
   local index = fw_index(q, at)
   q.win[index] = (q.win[index] or 0) + amount
   q.dirty[index] = true
-  return pack('<Bdddd', 2, amount, index, 0, at)
+  return 2, amount, index, 0, at
 end
 function fw.adjust(q, hold, amount)
   fw_prune(q)
@@ -478,7 +486,7 @@ function cc.fits(q, amount, from)
 end
 function cc.book(q, amount)
   q.inflight = q.inflight + amount
-  return pack('<Bdddd', 2, amount, 0, 0, 0)
+  return 2, amount, 0, 0, 0
 end
 function cc.release(q, hold)
   q.inflight = q.inflight - hold.amount
@@ -511,9 +519,9 @@ local function begin(keys, args)
   K_STATE, K_RES = keys[1], keys[2]
   local c = configs[args[1]] or configure(args[1])
   if c == nil then return redis.error_reply('ERR quotaflow: unreadable configuration ' .. tostring(args[1])) end
-  ttlMs, algs, nq, Q, maxWindow, stateLength = c.ttlMs, c.algs, c.nq, c.quotas, c.maxWindow, c.stateLength
+  C, ttlMs, algs, nq, Q, maxWindow, stateLength = c, c.ttlMs, c.algs, c.nq, c.quotas, c.maxWindow, c.stateLength
   fresh = nil
-  load(keys, c)
+  load(keys)
   if c.hasSW then
     for i = 1, nq do
       local q = Q[i]
@@ -589,13 +597,16 @@ end
 -- meanwhile (the first reservation after none were open, say) gets the same expiry. Returns result.
 local function finish(result)
   local horizon = max(now + ttlMs, lastBooked + maxWindow, blockedUntil)
-  local parts = { algs, '' }
+  -- The state's numbers, header first (filled in last, once expiresAt and openCount are known).
+  local v = VALUES
+  local n = 6
   local changed = nil
   for i = 1, nq do
     local q = Q[i]
     local alg = q.alg
     if alg == TB then
-      parts[i + 2] = pack('<dddddd', q.since, q.owed, q.epoch, q.charged, q.lastChargeAt, #q.pending)
+      v[n + 1], v[n + 2], v[n + 3], v[n + 4], v[n + 5], v[n + 6] = q.since, q.owed, q.epoch, q.charged, q.lastChargeAt, #q.pending
+      n = n + 6
       if q.pendingDirty then
         local pending = {}
         for j = 1, #q.pending do
@@ -608,27 +619,26 @@ local function finish(result)
       local projected = tb_projected(q)
       if projected > horizon then horizon = projected end
     elseif alg == SW then
-      parts[i + 2] = pack('<dd', q.total, q.count)
+      v[n + 1], v[n + 2] = q.total, q.count
+      n = n + 2
     elseif alg == CC then
-      parts[i + 2] = pack('<d', q.inflight)
-    else
-      parts[i + 2] = ''
-      if q.win then
-        local set, del = {}, {}
-        for index in pairs(q.dirty) do
-          if q.win[index] ~= nil then
-            set[#set + 1] = fmt(index)
-            set[#set + 1] = fmt(q.win[index])
-          else
-            del[#del + 1] = fmt(index)
-          end
+      v[n + 1] = q.inflight
+      n = n + 1
+    elseif q.win then
+      local set, del = {}, {}
+      for index in pairs(q.dirty) do
+        if q.win[index] ~= nil then
+          set[#set + 1] = fmt(index)
+          set[#set + 1] = fmt(q.win[index])
+        else
+          del[#del + 1] = fmt(index)
         end
-        if #set > 0 then
-          call('HSET', q.key, unpack(set))
-          if not q.existed then created(q.key) end
-        end
-        if #del > 0 then call('HDEL', q.key, unpack(del)) end
       end
+      if #set > 0 then
+        call('HSET', q.key, unpackTable(set))
+        if not q.existed then created(q.key) end
+      end
+      if #del > 0 then call('HDEL', q.key, unpackTable(del)) end
     end
   end
   local needed = now + max(1000, ceil(horizon - now) + 1000)
@@ -638,11 +648,12 @@ local function finish(result)
     -- Once in a while, count the open reservations again rather than trust the running count.
     openCount = call('HLEN', K_RES)
   end
-  parts[2] = ' ' .. pack('<dddddd', lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq)
+  v[1], v[2], v[3], v[4], v[5], v[6] = lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
+  local packed = C.prefix .. pack(C.stateFormat, unpackTable(v, 1, n))
   if changed == nil then
-    call('HSET', K_STATE, 'state', concat(parts))
+    call('HSET', K_STATE, 'state', packed)
   else
-    call('HSET', K_STATE, 'state', concat(parts), unpack(changed))
+    call('HSET', K_STATE, 'state', packed, unpackTable(changed))
   end
   if extend then
     local at = format('%d', expiresAt)

@@ -15,7 +15,7 @@ export const reserve = String.raw`
 local function reserve(keys, args)
   local failed = begin(keys, args)
   if failed then return failed end
-  local amounts = {}
+  local amounts = AMOUNTS
   for i = 1, nq do
     local amount = tonumber(args[OP + i - 1])
     if amount > Q[i].cap then return finish({ 'T', tostring(i - 1), clock[1], clock[2] }) end
@@ -40,18 +40,20 @@ local function reserve(keys, args)
 
   seq = seq + 1
   local id = format('%d-%d', floor(now), seq)
-  local record = { pack('<d', at) }
+  local v = VALUES
+  v[1] = at
   for i = 1, nq do
+    local n = 5 * i - 3
     if amounts[i] > 0 then
-      record[i + 1] = Q[i].m.book(Q[i], amounts[i], at, id)
+      v[n], v[n + 1], v[n + 2], v[n + 3], v[n + 4] = Q[i].m.book(Q[i], amounts[i], at, id)
     else
-      record[i + 1] = NO_HOLD
+      v[n], v[n + 1], v[n + 2], v[n + 3], v[n + 4] = 0, 0, 0, 0, 0
     end
   end
   lastBooked = max(lastBooked, at)
-  -- The record; its id tells orphan reclaim when it expires.
-  call('HSET', K_RES, id, concat(record))
-  local expiry = expiryOf(id)
+  -- The record; its id tells orphan reclaim when it expires (as expiryOf reads it).
+  call('HSET', K_RES, id, pack(C.recordFormat, unpackTable(v, 1, 5 * nq + 1)))
+  local expiry = floor(now) + 1 + ttlMs
   if expiry < earliestExpiry then earliestExpiry = expiry end
   if openCount <= 0 then
     -- The reservations hash was empty, hence gone: created now.
