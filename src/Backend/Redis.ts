@@ -196,7 +196,6 @@ const createClient = (options: RedisBackendOptions, settings: Settings): Redis =
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    commandTimeout: Math.ceil(settings.commandTimeoutMs),
     connectTimeout: Math.ceil(settings.connectTimeoutMs),
     retryStrategy: (times) => Math.min(25 * 2 ** Math.min(times, 5), 500),
     ...options.connection,
@@ -420,7 +419,7 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
 
     return Backend.of({
       pollMs: settings.pollMs,
-      breaker: (options) => makeBreaker(client, settings.namespace, options),
+      breaker: (options) => makeBreaker(client, store, settings.namespace, options),
       reserve: reserveInRedis,
       settle: (bucket, id, actual) =>
         close(bucket, id, (state, local, now) => state.settle(local, actual, now), () => store.settle(bucket, id, actual)),

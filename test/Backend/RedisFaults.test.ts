@@ -137,6 +137,13 @@ describe("RedisBackend when Redis goes away", () => {
       assert.isTrue(Either.isRight(admitted.result) && admitted.result.right._tag === "Reserved")
       assert.isBelow(admitted.ms, BOUND_MS)
 
+      // The shared circuit breaker stands aside after one command timeout, and the call runs.
+      const breaker = closed.breaker?.({ failureThreshold: 1, failureWindow: 10_000, openFor: 10_000 })
+      assert.isDefined(breaker)
+      const guarded = yield* timed(breaker.guard("chat", Effect.succeed("ran")))
+      assert.isTrue(Either.isRight(guarded.result) && guarded.result.right === "ran")
+      assert.isBelow(guarded.ms, COMMAND_TIMEOUT + 150)
+
       server.resume()
       yield* untilBackInRedis(closed)
       yield* untilBackInRedis(open)

@@ -11,7 +11,7 @@ import { Effect, Either, Exit } from "effect"
 import type { BreakerState, CircuitBreakerService } from "../../CircuitBreaker.js"
 import { CircuitOpen } from "../../Errors.js"
 import { bucketTag } from "./keys.js"
-import type { RedisClient } from "./store.js"
+import type { RedisClient, RedisStore } from "./store.js"
 
 const clockLua = String.raw`
 if redis.replicate_commands then redis.replicate_commands() end
@@ -86,10 +86,10 @@ export interface BreakerSettings {
  *
  * @example
  * ```ts
- * const breaker = makeBreaker(client, "quotaflow", { failureThreshold: 5, failureWindow: 30_000, openFor: 30_000 })
+ * const breaker = makeBreaker(client, store, "quotaflow", { failureThreshold: 5, failureWindow: 30_000, openFor: 30_000 })
  * ```
  */
-export const makeBreaker = (client: RedisClient, namespace: string, settings: BreakerSettings): CircuitBreakerService => {
+export const makeBreaker = (client: RedisClient, store: RedisStore, namespace: string, settings: BreakerSettings): CircuitBreakerService => {
   const keysOf = (key: string) => {
     const tag = bucketTag(namespace, key)
     return [`${tag}:b`, `${tag}:bf`]
@@ -98,9 +98,9 @@ export const makeBreaker = (client: RedisClient, namespace: string, settings: Br
   const member = `${process.pid}-${Math.random().toString(36).slice(2)}-`
   let failures = 0
 
-  /** One script call; a script Redis lost is sent whole. */
+  /** One script call, bounded by the store's command timeout; a script Redis lost is sent whole. */
   const run = (script: { readonly lua: string; readonly sha: string }, key: string, argv: ReadonlyArray<string>) =>
-    Effect.tryPromise(() => {
+    store.command(() => {
       const keys = keysOf(key)
       return client.evalsha(script.sha, keys.length, ...keys, ...argv).catch((error: unknown) => {
         if (!(error instanceof Error && error.message.startsWith("NOSCRIPT"))) throw error

@@ -74,6 +74,11 @@ export interface RedisStore {
     retryAfterMs: number
   ) => Effect.Effect<Timed<void>, RedisFailure>
   /**
+   * Any other command, bounded by the same timeout: `store.command(() => client.evalsha(sha, 1, key))`. Its
+   * rejection is classified like the operations' failures.
+   */
+  readonly command: (send: () => Promise<unknown>) => Effect.Effect<unknown, RedisFailure>
+  /**
    * FUNCTION LOAD on every master, so that the first FCALL finds its function; on a server without Functions,
    * SCRIPT LOAD of every operation instead, and the store calls scripts from then on.
    */
@@ -198,7 +203,8 @@ const isReply = (reply: unknown): reply is ReadonlyArray<string> => {
  */
 class InFlight<A> {
   done = false
-  timer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** When it fails for want of an answer (performance.now() ms). */
+  deadline = 0
 
   constructor(
     readonly resume: (effect: Effect.Effect<A, RedisFailure>) => void,
@@ -211,7 +217,6 @@ class InFlight<A> {
   answer(reply: unknown): void {
     if (this.done) return
     this.done = true
-    clearTimeout(this.timer)
     if (!isReply(reply)) {
       const message = `unexpected reply from ${this.call.operation}: ${JSON.stringify(reply)}`
       return this.resume(Effect.fail(new RedisFailure({ kind: "error", message })))
@@ -222,7 +227,26 @@ class InFlight<A> {
   fail(failure: RedisFailure): void {
     if (this.done) return
     this.done = true
-    clearTimeout(this.timer)
+    this.resume(Effect.fail(failure))
+  }
+}
+
+/** A command other than the library's: its answer as it is. */
+class Waiting implements Pending {
+  done = false
+  deadline = 0
+
+  constructor(readonly resume: (effect: Effect.Effect<unknown, RedisFailure>) => void) {}
+
+  answer(reply: unknown): void {
+    if (this.done) return
+    this.done = true
+    this.resume(Effect.succeed(reply))
+  }
+
+  fail(failure: RedisFailure): void {
+    if (this.done) return
+    this.done = true
     this.resume(Effect.fail(failure))
   }
 }
@@ -230,7 +254,65 @@ class InFlight<A> {
 /** Commands per write while a burst of calls is sent (see `cork`). */
 const BATCH = 8
 
-const expire = <A>(call: InFlight<A>, message: string): void => call.fail(new RedisFailure({ kind: "unknown", message }))
+/**
+ * The calls waiting for an answer, in the order they were sent, and one timer that fails those past their
+ * deadline. Every call gets the same timeout, so deadlines grow in that order: the expired calls are always at
+ * the head, and the timer only ever waits for the head's deadline. Answers mostly come in that order too, so
+ * answered calls leave from the head as new ones come. Cheaper than a timer per call, which a command cannot
+ * afford.
+ */
+/** What Deadlines needs of a call. */
+interface Pending {
+  readonly done: boolean
+  deadline: number
+  fail(failure: RedisFailure): void
+}
+
+class Deadlines {
+  private calls: Array<Pending | undefined> = []
+  private head = 0
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly sweep = () => this.expire()
+
+  constructor(private readonly timeoutMs: number) {}
+
+  add(call: Pending): void {
+    this.drop()
+    call.deadline = performance.now() + this.timeoutMs
+    this.calls.push(call)
+    if (this.timer === undefined) this.arm(this.timeoutMs)
+  }
+
+  /** Lets the answered calls at the head go. */
+  private drop(): void {
+    const calls = this.calls
+    while (this.head < calls.length && calls[this.head]!.done) calls[this.head++] = undefined
+    if (this.head === calls.length) {
+      calls.length = 0
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > calls.length) {
+      this.calls = calls.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(this.sweep, Math.max(1, Math.ceil(ms)))
+    // The connection keeps the process alive while a call waits; this timer alone should not.
+    this.timer.unref()
+  }
+
+  private expire(): void {
+    this.timer = undefined
+    const now = performance.now()
+    for (let call = this.calls[this.head]; call !== undefined && call.deadline <= now; call = this.calls[this.head]) {
+      call.fail(new RedisFailure({ kind: "unknown", message: `no answer from Redis within ${this.timeoutMs} ms` }))
+      this.calls[this.head++] = undefined
+    }
+    this.drop()
+    if (this.head < this.calls.length) this.arm(this.calls[this.head]!.deadline - now)
+  }
+}
 
 interface Prepared {
   /** FCALL's (or EVALSHA's) arguments after the name: number of keys, keys, then the configuration (args[1]). */
@@ -257,7 +339,7 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
     return entry
   }
 
-  const timeoutMessage = `no answer from Redis within ${options.commandTimeoutMs} ms`
+  const deadlines = new Deadlines(options.commandTimeoutMs)
 
   // The commands that callers send within one tick leave a few at a time, in one write (writev) rather than one
   // system call each, which is most of what a command costs the client and much of what it costs Redis: the
@@ -346,14 +428,14 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
 
   /**
    * One call of the library: its reply through `parse`, or a failure; a failure of kind `unknown` once
-   * `commandTimeoutMs` have passed without an answer (a plain timer: this runs on every command). A caller
+   * `commandTimeoutMs` have passed without an answer (see `Deadlines`). A caller
    * interrupted meanwhile is gone; the answer, when it comes, goes nowhere.
    */
   const run = <A>(operation: Call, bucket: Bucket, args: Array<string | number>, parse: Parse<A>): Effect.Effect<A, RedisFailure> =>
     Effect.async<A, RedisFailure>((resume) => {
       const argv = [mode === "function" ? operation.function : operation.sha, ...prepare(bucket).head, ...args]
       const call = new InFlight(resume, operation, bucket, parse, argv)
-      call.timer = setTimeout(expire, options.commandTimeoutMs, call, timeoutMessage)
+      deadlines.add(call)
       cork()
       send(argv).then(
         (reply) => call.answer(reply),
@@ -390,12 +472,23 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
     })
   )
 
+  const command = (send: () => Promise<unknown>) =>
+    Effect.async<unknown, RedisFailure>((resume) => {
+      const waiting = new Waiting(resume)
+      deadlines.add(waiting)
+      send().then(
+        (reply) => waiting.answer(reply),
+        (error: unknown) => waiting.fail(classify(error))
+      )
+    })
+
   return {
     reserve,
     settle,
     release: (bucket, id) => run(calls.release, bucket, [id], parseClosed),
     status,
     observe,
+    command,
     load,
     mode: () => mode
   }
