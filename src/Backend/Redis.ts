@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Layer, Metric, Schedule, type Scope } from "effect"
+import { Clock, Duration, Effect, Either, Layer, Metric, Schedule, type Scope } from "effect"
 import { Cluster, Redis, type RedisOptions } from "ioredis"
 import { Backend, type BackendService, type BackendStatus, type ReserveResult } from "../Backend.js"
 import { BackendUnavailable, CapacityExceeded, ReservationNotFound } from "../Errors.js"
@@ -181,15 +181,17 @@ const notFound = (bucket: Bucket, id: string) => Effect.fail(new ReservationNotF
 const unsent = (failure: RedisFailure): boolean => failure.kind === "unsent"
 const sentOrNot = (failure: RedisFailure): boolean => failure.kind === "unsent" || failure.kind === "unknown"
 
-/**
- * `Effect.matchEffect` with the two handlers as arguments: the hot paths build their handlers on every call, and
- * functions passed as arguments stay anonymous (no name to set on each).
- */
+/** The effect's failure to `onFailure`, its success to `onSuccess`, as `Effect.matchEffect` does. */
 const match = <A, E, A2, E2, R2, A3, E3, R3>(
   self: Effect.Effect<A, E>,
   onFailure: (e: E) => Effect.Effect<A2, E2, R2>,
   onSuccess: (a: A) => Effect.Effect<A3, E3, R3>
-): Effect.Effect<A2 | A3, E2 | E3, R2 | R3> => Effect.matchEffect(self, { onFailure, onSuccess })
+): Effect.Effect<A2 | A3, E2 | E3, R2 | R3> =>
+  // Not Effect.matchEffect: it costs about twice as much on every call, and the answer is the same.
+  Effect.flatMap(
+    Effect.either(self),
+    (answer): Effect.Effect<A2 | A3, E2 | E3, R2 | R3> => (Either.isLeft(answer) ? onFailure(answer.left) : onSuccess(answer.right))
+  )
 
 const createClient = (options: RedisBackendOptions, settings: Settings): Redis => {
   const redisOptions: RedisOptions = {
@@ -358,7 +360,12 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
           ({ value }): Effect.Effect<ReserveResult, CapacityExceeded | BackendUnavailable> => {
             if (value._tag !== "Reserved") return fromOutcome(bucket, value, "")
             const reserved: ReserveResult = { _tag: "Reserved", reservation: { id: value.id, bucket: bucket.name, at: value.at } }
-            return Effect.onInterrupt(restore(Effect.succeed(reserved)), () => releaseInRedis(bucket, value.id))
+            // Interrupted meanwhile: restore ends here, and the booking goes back. (Effect.onInterrupt does the same
+            // at several times the cost, on every call.)
+            return Effect.catchAllCause(
+              restore(Effect.succeed(reserved)),
+              (cause) => Effect.zipRight(releaseInRedis(bucket, value.id), Effect.failCause(cause))
+            )
           }
         )
       )
