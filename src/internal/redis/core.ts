@@ -68,9 +68,8 @@ local VALUES, AMOUNTS = {}, {}
 -- The meter of each algorithm (see below).
 local METERS
 
--- The configurations seen, by args[1]: what a call derives from its configuration, derived once. Each quota's
--- table also holds the quota's state during a call (begin resets it), so that a call makes no table for it.
--- Bounded: the buckets a deployment uses are few; a flood of distinct configurations only clears the cache.
+-- The configurations seen, by args[1]: what a call derives from its configuration, derived once. Bounded: the
+-- buckets a deployment uses are few; a flood of distinct configurations only clears the cache.
 local configs, configCount = {}, 0
 
 local function configure(text)
@@ -117,8 +116,31 @@ local function configure(text)
   return c
 end
 
--- The call's variables, set by begin: C the configuration, Q its quotas.
-local clock, now, K_STATE, K_RES, C, ttlMs, algs, nq, Q, maxWindow, stateLength
+-- What the last call on each bucket left, by state key: the configuration it ran with, a table per quota
+-- holding the state it wrote (and, during a call, the quota's configuration and state: begin fills it), the
+-- header, and the state string it wrote (G). A call that reads back that very string takes the state from here
+-- instead of unpacking it again: a memo of unpacking the string, valid whatever wrote it before. (Lua strings
+-- are interned, so comparing the two is comparing pointers.) Forgotten at the start of every call and
+-- remembered by finish, so a call that fails midway leaves nothing to trust. Bounded like the configurations.
+local buckets, bucketCount = {}, 0
+
+local function bucketOf(key, c)
+  local b = buckets[key]
+  if b ~= nil and b.c == c then return b end
+  b = { c = c, quotas = {} }
+  for i = 1, c.nq do
+    local q = {}
+    for field, value in pairs(c.quotas[i]) do q[field] = value end
+    b.quotas[i] = q
+  end
+  if bucketCount >= 1024 then buckets, bucketCount = {}, 0 end
+  buckets[key] = b
+  bucketCount = bucketCount + 1
+  return b
+end
+
+-- The call's variables, set by begin: C the configuration, B the bucket's entry, Q its quotas.
+local clock, now, K_STATE, K_RES, C, B, ttlMs, algs, nq, Q, maxWindow, stateLength
 local lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
 -- Keys this call creates while the others keep their expiry: they get the same one (see finish).
 local fresh
@@ -134,7 +156,7 @@ end
 -- then per quota: token bucket since, owed, epoch, charged, lastChargeAt, pending bookings; sliding window
 -- total, entries; concurrency in flight. A token bucket's pending bookings themselves are in 'p<i>' (i from 0),
 -- "entry,amount,at;..." in booking order. A quota whose algorithm changed at its index starts afresh.
-local function load(keys)
+local function load(keys, G)
   lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq = -INF, -INF, -INF, -INF, 0, 0
   for i = 1, nq do
     local q = Q[i]
@@ -149,7 +171,6 @@ local function load(keys)
       q.inflight = 0
     end
   end
-  local G = call('HGET', K_STATE, 'state')
   if not G then return end
   local space = find(G, ' ', 1, true)
   if not space then return end
@@ -519,9 +540,28 @@ local function begin(keys, args)
   K_STATE, K_RES = keys[1], keys[2]
   local c = configs[args[1]] or configure(args[1])
   if c == nil then return redis.error_reply('ERR quotaflow: unreadable configuration ' .. tostring(args[1])) end
-  C, ttlMs, algs, nq, Q, maxWindow, stateLength = c, c.ttlMs, c.algs, c.nq, c.quotas, c.maxWindow, c.stateLength
+  local b = bucketOf(K_STATE, c)
+  C, B, ttlMs, algs, nq, Q, maxWindow, stateLength = c, b, c.ttlMs, c.algs, c.nq, b.quotas, c.maxWindow, c.stateLength
   fresh = nil
-  load(keys)
+  local G = call('HGET', K_STATE, 'state')
+  if G and G == b.G then
+    lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq = b.lastBooked, b.blockedUntil, b.earliestExpiry, b.expiresAt, b.openCount, b.seq
+    -- What lives only during a call starts afresh.
+    for i = 1, nq do
+      local q = Q[i]
+      local alg = q.alg
+      if alg == TB then
+        q.pendingDirty = false
+      elseif alg == SW then
+        q.prunedAt = false
+      elseif alg == FW then
+        q.win, q.dirty, q.existed = false, false, false
+      end
+    end
+  else
+    load(keys, G)
+  end
+  b.G = nil
   if c.hasSW then
     for i = 1, nq do
       local q = Q[i]
@@ -650,6 +690,7 @@ local function finish(result)
   end
   v[1], v[2], v[3], v[4], v[5], v[6] = lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
   local packed = C.prefix .. pack(C.stateFormat, unpackTable(v, 1, n))
+  B.G, B.lastBooked, B.blockedUntil, B.earliestExpiry, B.expiresAt, B.openCount, B.seq = packed, lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
   if changed == nil then
     call('HSET', K_STATE, 'state', packed)
   else
