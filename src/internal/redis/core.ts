@@ -226,20 +226,30 @@ local function groupsIn(record)
   return groups
 end
 
--- A record as { at, holds }; a record written under another configuration yields the holds it has.
-local function parseReservation(id, record)
-  local groups = groupsIn(record)
-  if groups == nil then return { at = -INF, holds = {} } end
-  local at, pos = unpackStruct('<d', record)
-  local r = { at = at, holds = {} }
-  for i = 1, min(groups, nq) do
-    local kind, amount, mark, after, chargedAt
-    kind, amount, mark, after, chargedAt, pos = unpackStruct('<Bdddd', record, pos)
-    if kind > 0 then
-      r.holds[i] = { entry = id, live = kind == 2, amount = amount, mark = mark, after = after, chargedAt = chargedAt }
+-- The holds of a record by quota index (nil: none), each { entry, live, amount, mark, after, chargedAt }; a record
+-- written under another configuration yields the holds it has. The tables are reused: a call reads one record
+-- at a time, and is done with its holds before it parses the next.
+local HOLDS, HOLD = {}, {}
+local function holdsOf(id, record)
+  local groups = groupsIn(record) or 0
+  local pos = 9
+  for i = 1, nq do
+    HOLDS[i] = nil
+    if i <= groups then
+      local kind, amount, mark, after, chargedAt
+      kind, amount, mark, after, chargedAt, pos = unpackStruct('<Bdddd', record, pos)
+      if kind > 0 then
+        local hold = HOLD[i]
+        if hold == nil then
+          hold = {}
+          HOLD[i] = hold
+        end
+        hold.entry, hold.live, hold.amount, hold.mark, hold.after, hold.chargedAt = id, kind == 2, amount, mark, after, chargedAt
+        HOLDS[i] = hold
+      end
     end
   end
-  return r
+  return HOLDS
 end
 
 -- Reservation ids: "<the millisecond booked in>-<sequence>", unique while the bucket's state lives (a fresh
@@ -617,9 +627,9 @@ local function begin(keys, args)
         local record = call('HGET', K_RES, ids[j])
         call('HDEL', K_RES, ids[j])
         openCount = max(0, openCount - 1)
-        local r = parseReservation(ids[j], record)
+        local holds = holdsOf(ids[j], record)
         for i = 1, nq do
-          if r.holds[i] and Q[i].alg == CC then Q[i].inflight = Q[i].inflight - r.holds[i].amount end
+          if holds[i] and Q[i].alg == CC then Q[i].inflight = Q[i].inflight - holds[i].amount end
         end
       elseif expiry < earliest then
         earliest = expiry

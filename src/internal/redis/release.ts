@@ -11,10 +11,10 @@ export const release = String.raw`
 local function release(keys, args)
   local failed = begin(keys, args)
   if failed then return failed end
-  local r = take(args[OP])
-  if not r then return finish({ '0', clock[1], clock[2] }) end
+  local holds = take(args[OP])
+  if not holds then return finish({ '0', clock[1], clock[2] }) end
   for i = 1, nq do
-    if r.holds[i] ~= nil then Q[i].m.release(Q[i], r.holds[i]) end
+    if holds[i] ~= nil then Q[i].m.release(Q[i], holds[i]) end
   end
   return finish({ '1', clock[1], clock[2] })
 end

@@ -15,11 +15,11 @@ local function settle(keys, args)
   local failed = begin(keys, args)
   if failed then return failed end
   local id = args[OP]
-  local r = take(id)
-  if not r then return finish({ '0', clock[1], clock[2] }) end
+  local holds = take(id)
+  if not holds then return finish({ '0', clock[1], clock[2] }) end
   for i = 1, nq do
     local q = Q[i]
-    local hold = r.holds[i]
+    local hold = holds[i]
     local s = args[OP + i]
     local actual = nil
     if s ~= nil and s ~= '' then actual = tonumber(s) end
