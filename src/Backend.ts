@@ -1,6 +1,6 @@
 /**
  * Where quota state lives. Every operation on a bucket is one atomic step: the memory backend runs it in this
- * process, the Redis backend as one Lua script on the server's clock.
+ * process, the Redis backend as one call of a Lua function library on the server's clock.
  *
  * @since 0.1.0
  */

@@ -1,7 +1,8 @@
 /**
  * The Redis backend: quota state shared by every process that talks to the same Redis (standalone or Cluster).
- * Each operation is one Lua script, one round trip, on the server's clock (`TIME`); the scripts port the
- * memory backend's math, so both backends give the same answers.
+ * Each operation is one call (FCALL) of a Lua function library the backend loads, one round trip, on the
+ * server's clock (`TIME`); servers without Functions (before Redis 7) run the same code as scripts. The library
+ * ports the memory backend's math, so both backends give the same answers.
  *
  * When Redis does not answer, `onUnavailable` decides: `fail-closed` (default) fails with `BackendUnavailable`,
  * `fail-open` admits and counts it in `failOpenAdmissions`, `local` admits against an in-memory share of each
@@ -245,7 +246,7 @@ const connect = (options: RedisBackendOptions, settings: Settings): Effect.Effec
   })
 
 /**
- * Makes a Redis backend in a scope: connects, loads the scripts, and closes the connection it created when
+ * Makes a Redis backend in a scope: connects, loads the function library, and closes the connection it created when
  * the scope closes.
  *
  * @example
@@ -287,7 +288,7 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
         })
 
     /**
-     * One script call with retries; `retryUnknown` when running it twice is harmless; `onFailure` sees every
+     * One call with retries; `retryUnknown` when running it twice is harmless; `onFailure` sees every
      * attempt that failed. The first attempt runs bare: the retry schedule only comes in once it failed, and the
      * clock is read only while calls are being skipped.
      */

@@ -98,7 +98,7 @@ const work = (setup: Extract<ToWorker, { type: "setup" }>, go: Deferred.Deferred
       rejected429: counters.rejected429,
       quotas
     }))
-    // Asks Redis (and loads its scripts) and opens a connection to the emulator before saying ready, so that no
+    // Asks Redis (and loads its function library) and opens a connection to the emulator before saying ready, so that no
     // start-up is counted in the run.
     yield* counts
     yield* Effect.tryPromise({

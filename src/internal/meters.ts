@@ -1,6 +1,6 @@
 /**
  * One meter per quota algorithm: pure bookkeeping, time passed in as epoch milliseconds, no I/O.
- * The Lua scripts of the Redis backend port this file; keep the two in step.
+ * The Redis backend's Lua library (`src/internal/redis/core.ts`) ports this file; keep the two in step.
  *
  * Every meter answers the same questions: when does an amount fit (`fitsAt`), book it (`book`), change a
  * booking's amount at settlement (`adjust`), take it back as if it never happened (`release`).
@@ -33,7 +33,7 @@ export interface Meter {
   retune(limit: number, windowMs: number, skew: number): void
   /**
    * Brings the meter up to `now`: a token bucket charges the bookings whose time has come, at the limit in force
-   * now. Every operation on a bucket starts so (as the Lua scripts do), so that a booking is never charged at a
+   * now. Every operation on a bucket starts so (as the Lua library does), so that a booking is never charged at a
    * limit set after its time.
    */
   advance(now: number): void

@@ -25,7 +25,7 @@ import { type Call, calls, libraryCode } from "./library.js"
 export type RedisClient = Redis | Cluster
 
 /**
- * Why a script call did not answer (`new RedisFailure({ kind: "unsent", message: "no connection" })`):
+ * Why a call did not answer (`new RedisFailure({ kind: "unsent", message: "no connection" })`):
  * - `unsent`: the command never reached Redis (no connection, or Redis refused it before running it); safe to retry;
  * - `unknown`: no answer in time or the connection dropped with the command in flight: it may have run;
  * - `error`: Redis answered with an error.
@@ -49,7 +49,7 @@ export interface StoreOptions {
 }
 
 /**
- * The operations as single script calls, and script loading.
+ * The operations as single calls of the library, and loading it.
  *
  * @example
  * ```ts
@@ -198,7 +198,7 @@ const isReply = (reply: unknown): reply is ReadonlyArray<string> => {
 }
 
 /**
- * One script call in flight: it ends once, with the reply, a failure, or the timeout, whichever comes first.
+ * One call of the library in flight: it ends once, with the reply, a failure, or the timeout, whichever comes first.
  * A class rather than closures: one of these is made for every command.
  */
 class InFlight<A> {
@@ -320,7 +320,7 @@ interface Prepared {
 }
 
 /**
- * Makes the script caller over a connected (or connecting) client.
+ * Makes the library's caller over a connected (or connecting) client.
  *
  * @example
  * ```ts
