@@ -5,7 +5,9 @@ import * as RedisBackend from "../../src/Backend/Redis.js"
 import type { BackendService, ReserveResult } from "../../src/Backend.js"
 import { CapacityExceeded, ReservationNotFound } from "../../src/Errors.js"
 import * as RateLimited from "../../src/RateLimited.js"
-import { bucketTag } from "../../src/internal/redis/keys.js"
+import { bucketTag, scriptKeys } from "../../src/internal/redis/keys.js"
+import { calls } from "../../src/internal/redis/library.js"
+import { configArg } from "../../src/internal/redis/store.js"
 import type { Bucket, LimiterConfig, Quota } from "../../src/Quota.js"
 import { commandCalls, redisServer, type RedisServer } from "../support/redisServer.js"
 
@@ -161,6 +163,37 @@ describe("RedisBackend", () => {
       assert.strictEqual((yield* backend.status(bucket, [0])).quotas[0].used, 8)
       const stats = commandCalls(yield* Effect.promise(() => look.info("commandstats")))
       assert.strictEqual(stats["function|load"], 2)
+    }))
+
+  it.scopedLive("runs as scripts for a user whose ACL refuses FUNCTION", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      yield* Effect.promise(() => server.cli("ACL", "SETUSER", "limited", "on", ">secret", "~*", "&*", "+@all", "-function"))
+      const backend = yield* RedisBackend.make({ url: `redis://limited:secret@127.0.0.1:${server.port}`, namespace: "acl" })
+      const bucket = bucketOf("acl", slots(2))
+      reservedId(yield* backend.reserve(bucket, [1], 0))
+      reservedId(yield* backend.reserve(bucket, [1], 0))
+      assert.strictEqual((yield* backend.reserve(bucket, [1], 0))._tag, "Wait")
+      const look = yield* inspector(server)
+      const stats = commandCalls(yield* Effect.promise(() => look.info("commandstats")))
+      assert.strictEqual(stats.evalsha, 3)
+      assert.strictEqual(stats.fcall ?? 0, 0)
+    }))
+
+  it.scopedLive("a bucket another writer changed is read afresh, not from what this server's library remembers", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server, { namespace: "writers" })
+      const look = yield* inspector(server)
+      const bucket = bucketOf("shared", slots(3))
+      reservedId(yield* backend.reserve(bucket, [1], 0))
+      // The same operation as a script runs in Redis's other Lua VM, which shares no memory with the library.
+      const keys = scriptKeys("writers", bucket)
+      const reply = yield* Effect.promise(() => look.eval(calls.reserve.lua, keys.length, ...keys, configArg(bucket, 600_000), "1", "0"))
+      assert.isTrue(Array.isArray(reply) && reply[0] === "R", JSON.stringify(reply))
+      reservedId(yield* backend.reserve(bucket, [1], 0))
+      assert.strictEqual((yield* backend.reserve(bucket, [1], 0))._tag, "Wait")
+      assert.strictEqual((yield* backend.status(bucket, [0])).open, 3)
     }))
 
   it.scopedLive("runs as scripts on a server without Functions (Redis 6)", () =>

@@ -115,8 +115,12 @@ const isNoScript = (error: unknown): boolean => messageOf(error).startsWith("NOS
 /** The server has no such function: it lost its libraries (a restart without persistence, a new node). */
 const isNoFunction = (error: unknown): boolean => /^ERR Function not found/i.test(messageOf(error))
 
-/** The server has no Functions at all (Redis 6 and older). */
-const isNoFunctions = (error: unknown): boolean => /^ERR unknown command .?(fcall|function)/i.test(messageOf(error))
+/**
+ * The server has no Functions at all (Redis 6 and older), or this user may not use them (an ACL without
+ * FUNCTION LOAD, as some managed services set up).
+ */
+const isNoFunctions = (error: unknown): boolean =>
+  /^(ERR unknown command|NOPERM)\b.*\b(fcall|function)/i.test(messageOf(error))
 
 /** Another process loaded the same library first. */
 const isLoaded = (error: unknown): boolean => /already exists/i.test(messageOf(error))
