@@ -241,7 +241,8 @@ describe("RedisBackend", () => {
       const tag = bucketTag("team-a", "a:b{c} d")
       assert.strictEqual(tag, "{team-a:a%3Ab%7Bc%7D%20d}")
       const oddKeys = keys.filter((key) => key.startsWith(`${tag}:`))
-      assert.isAtLeast(oddKeys.length, 2) // the state and the open reservation
+      assert.deepStrictEqual(oddKeys, [`${tag}:s`]) // the state, holding the open reservation
+      assert.strictEqual(yield* Effect.promise(() => look.hlen(`${tag}:s`)), 2)
       for (const key of keys) {
         // Every key is "{namespace:bucket}:suffix" with exactly one tag, so it hashes by the tag.
         assert.match(key, /^\{[^{}]+\}:[a-z0-9:]+$/, key)
@@ -265,6 +266,23 @@ describe("RedisBackend", () => {
       reservedId(yield* backend.reserve(one, [1, 1], 0))
       const late = yield* Effect.either(backend.settle(one, orphan, []))
       assert.isTrue(Either.isLeft(late) && late.left instanceof ReservationNotFound)
+    }))
+
+  it.scopedLive("a settle that comes after its reservation expired finds it reclaimed, and the slot comes back once", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server, { reservationTtl: "300 millis" })
+      const one = bucketOf("late", slots(1))
+      const orphan = reservedId(yield* backend.reserve(one, [1], 0))
+      yield* Effect.sleep("350 millis")
+      // The first call after the expiry: it reclaims the reservation it came to settle.
+      const late = yield* Effect.either(backend.settle(one, orphan, [1]))
+      assert.isTrue(Either.isLeft(late) && late.left instanceof ReservationNotFound)
+      const status = yield* backend.status(one, [1])
+      assert.strictEqual(status.open, 0)
+      assert.strictEqual(status.quotas[0].used, 0)
+      reservedId(yield* backend.reserve(one, [1], 0))
+      assert.strictEqual((yield* backend.reserve(one, [1], 0))._tag, "Wait")
     }))
 
   it.scopedLive("a caller interrupted while Redis answers does not leak its booking", () =>

@@ -4,12 +4,16 @@
  * @internal
  */
 
-/** Lua: `take(id)`, the open reservation's holds (see `holdsOf`), or nil when it is not open. */
+/**
+ * Lua: `take(id)`, the open reservation's holds (see `holdsOf`), or nil when it is not open. `begin` has read its
+ * record with the state (the call named it as `taken`).
+ */
 export const take = String.raw`
 local function take(id)
-  local record = call('HGET', K_RES, id)
+  local record = TAKEN_RECORD
   if not record then return nil end
-  call('HDEL', K_RES, id)
+  TAKEN_RECORD = false
+  call('HDEL', K_STATE, id)
   openCount = max(0, openCount - 1)
   return holdsOf(id, record)
 end

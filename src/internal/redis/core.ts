@@ -8,8 +8,8 @@
  * runs alone: Redis runs one function at a time), and ends with `finish(result)`, which saves the state.
  *
  * Calling convention (see `keys.ts` for the keys and how the state is stored):
- * - keys: state, reservations, then the key of each sliding-window and fixed-window quota,
- *   in quota order (`scriptKeys`; the other meters keep their state in the state hash).
+ * - keys: the state hash (which holds the open reservations too), then the key of each sliding-window and
+ *   fixed-window quota, in quota order (`scriptKeys`; the other meters keep their state in the state hash).
  * - args[1]: the bucket's configuration, space-separated (`configArg` in `store.ts`): reservationTtlMs, the
  *   algorithms (one letter per quota: `t` token bucket, `s` sliding window, `f` fixed window, `c` concurrency),
  *   whether each refunds (`1` / `0` per quota), burstMultiplier, skewMs, then per quota the limit it runs at
@@ -80,7 +80,7 @@ local function configure(text)
     ttlMs = ttlMs, algs = algs, nq = #algs, quotas = {}, maxWindow = 0, stateLength = 48,
     prefix = algs .. ' ', stateFormat = '<dddddd', recordFormat = '<d'
   }
-  local nextKey = 3
+  local nextKey = 2
   local limits = gmatch(quotaConfig, '(%S+) (%S+)')
   for i = 1, #algs do
     local alg = byte(algs, i)
@@ -139,8 +139,11 @@ local function bucketOf(key, c)
   return b
 end
 
--- The call's variables, set by begin: C the configuration, B the bucket's entry, Q its quotas.
-local clock, now, K_STATE, K_RES, C, B, ttlMs, algs, nq, Q, maxWindow, stateLength
+-- The call's variables, set by begin: C the configuration, B the bucket's entry, Q its quotas; TAKEN the id of
+-- the reservation the call closes and its record (read with the state; false once gone), BOOKED the id and
+-- record of the reservation it opens (written with the state).
+local clock, now, K_STATE, C, B, ttlMs, algs, nq, Q, maxWindow, stateLength
+local TAKEN, TAKEN_RECORD, BOOKED, BOOKED_RECORD
 local lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
 -- Keys this call creates while the others keep their expiry: they get the same one (see finish).
 local fresh
@@ -253,7 +256,12 @@ local function holdsOf(id, record)
 end
 
 -- Reservation ids: "<the millisecond booked in>-<sequence>", unique while the bucket's state lives (a fresh
--- state starts at a later millisecond).
+-- state starts at a later millisecond). Records are fields of the state hash, named by their ids; the hash's
+-- other fields ('state', 'p<i>') never look like one.
+local function isId(field)
+  return match(field, '^%d+%-%d+$') ~= nil
+end
+
 local function expiryOf(id)
   return (tonumber(match(id, '^(%d+)-')) or 0) + 1 + ttlMs
 end
@@ -541,19 +549,27 @@ METERS = { [TB] = tb, [SW] = sw, [FW] = fw, [CC] = cc }
 
 /** `begin` and `finish`: the start and the end of every call. */
 const calls = String.raw`
--- Starts a call: the clock, the configuration, the state; then what time alone changes: due pending bookings
--- are charged, and expired reservations reclaimed. Returns an error reply when the configuration is unreadable.
-local function begin(keys, args)
+-- Starts a call: the clock, the configuration, the state (and the record of 'taken', the id of a reservation
+-- the call closes); then what time alone changes: due pending bookings are charged, and expired
+-- reservations reclaimed. Returns an error reply when the configuration is unreadable.
+local function begin(keys, args, taken)
   if call == nil then bind() end
   clock = call('TIME')
   now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-  K_STATE, K_RES = keys[1], keys[2]
+  K_STATE = keys[1]
   local c = configs[args[1]] or configure(args[1])
   if c == nil then return redis.error_reply('ERR quotaflow: unreadable configuration ' .. tostring(args[1])) end
   local b = bucketOf(K_STATE, c)
   C, B, ttlMs, algs, nq, Q, maxWindow, stateLength = c, b, c.ttlMs, c.algs, c.nq, b.quotas, c.maxWindow, c.stateLength
   fresh = nil
-  local G = call('HGET', K_STATE, 'state')
+  BOOKED, BOOKED_RECORD = nil, nil
+  local G
+  if taken then
+    local got = call('HMGET', K_STATE, 'state', taken)
+    G, TAKEN, TAKEN_RECORD = got[1], taken, got[2]
+  else
+    G, TAKEN, TAKEN_RECORD = call('HGET', K_STATE, 'state'), nil, false
+  end
   if G and G == b.G then
     lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq = b.lastBooked, b.blockedUntil, b.earliestExpiry, b.expiresAt, b.openCount, b.seq
     -- What lives only during a call starts afresh.
@@ -596,12 +612,14 @@ local function begin(keys, args)
         local p = q.pending[folded]
         tb_charge(q, p.amount, p.at)
         if sub(p.entry, -1) ~= '+' then
-          local record = call('HGET', K_RES, p.entry)
+          local record = call('HGET', K_STATE, p.entry)
           local groups = record and groupsIn(record)
           if groups and groups >= i then
             local before = 8 + 33 * (i - 1)
             local group = pack('<Bdddd', 2, p.amount, q.epoch, q.charged, p.at)
-            call('HSET', K_RES, p.entry, sub(record, 1, before) .. group .. sub(record, before + 34))
+            record = sub(record, 1, before) .. group .. sub(record, before + 34)
+            call('HSET', K_STATE, p.entry, record)
+            if p.entry == TAKEN then TAKEN_RECORD = record end
           end
         end
       end
@@ -619,13 +637,14 @@ local function begin(keys, args)
   -- A reservation's id starts with the millisecond it was booked in, so its expiry needs no index of its own;
   -- nothing can have expired before earliestExpiry (a lower bound), so the ids are only read once it has come.
   if now >= earliestExpiry then
-    local ids = call('HKEYS', K_RES)
+    local ids = call('HKEYS', K_STATE)
     local earliest = INF
     for j = 1, #ids do
-      local expiry = expiryOf(ids[j])
+      local expiry = isId(ids[j]) and expiryOf(ids[j]) or INF
       if expiry <= now then
-        local record = call('HGET', K_RES, ids[j])
-        call('HDEL', K_RES, ids[j])
+        local record = call('HGET', K_STATE, ids[j])
+        call('HDEL', K_STATE, ids[j])
+        if ids[j] == TAKEN then TAKEN_RECORD = false end
         openCount = max(0, openCount - 1)
         local holds = holdsOf(ids[j], record)
         for i = 1, nq do
@@ -696,20 +715,29 @@ local function finish(result)
   if extend then
     expiresAt = ceil(needed + (needed - now) / 8)
     -- Once in a while, count the open reservations again rather than trust the running count.
-    openCount = call('HLEN', K_RES)
+    local fields = call('HKEYS', K_STATE)
+    openCount = 0
+    for j = 1, #fields do
+      if isId(fields[j]) then openCount = openCount + 1 end
+    end
+    -- The reservation this call opens is written below.
+    if BOOKED then openCount = openCount + 1 end
   end
   v[1], v[2], v[3], v[4], v[5], v[6] = lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
   local packed = C.prefix .. pack(C.stateFormat, unpackTable(v, 1, n))
   B.G, B.lastBooked, B.blockedUntil, B.earliestExpiry, B.expiresAt, B.openCount, B.seq = packed, lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
   if changed == nil then
-    call('HSET', K_STATE, 'state', packed)
+    if BOOKED then call('HSET', K_STATE, 'state', packed, BOOKED, BOOKED_RECORD) else call('HSET', K_STATE, 'state', packed) end
   else
+    if BOOKED then
+      changed[#changed + 1] = BOOKED
+      changed[#changed + 1] = BOOKED_RECORD
+    end
     call('HSET', K_STATE, 'state', packed, unpackTable(changed))
   end
   if extend then
     local at = format('%d', expiresAt)
     call('PEXPIREAT', K_STATE, at)
-    call('PEXPIREAT', K_RES, at)
     -- Token bucket and concurrency quotas never create their key.
     for i = 1, nq do
       if Q[i].alg == SW or Q[i].alg == FW then call('PEXPIREAT', Q[i].key, at) end

@@ -4,7 +4,7 @@
  * can close the tag, split it, or reach into another namespace.
  *
  * ```text
- * {ns:bucket}:s          hash    the bucket's state:
+ * {ns:bucket}:s          hash    the bucket's state, and its open reservations:
  *                                  `state` the algorithms it was written for (a letter per quota: `t`, `s`, `f`,
  *                                        `c`), a space, then doubles packed with `struct` (little-endian):
  *                                        lastBooked, blockedUntil (a provider's retry hint), earliest expiry (a
@@ -14,10 +14,11 @@
  *                                        charged, last charge time, pending bookings; sliding window total in the
  *                                        log, entries in the log; concurrency in flight
  *                                  `p<i>` a token bucket's pending bookings "entry,amount,at;..." (in booking order)
- * {ns:bucket}:r          hash    open reservations: id -> the booking time and one hold per quota, packed
- *                                (`<d` then `<Bdddd` per quota: kind 0 none / 1 pending / 2 held, amount, mark,
- *                                after, chargedAt); ids are "<the Redis millisecond booked in>-<sequence>", which
- *                                tells when each expires (that millisecond + 1 + reservationTtl)
+ *                                  `<id>` an open reservation: the booking time and one hold per quota, packed
+ *                                        (`<d` then `<Bdddd` per quota: kind 0 none / 1 pending / 2 held, amount,
+ *                                        mark, after, chargedAt); ids are "<the Redis millisecond booked
+ *                                        in>-<sequence>", which tells when each expires (that millisecond + 1 +
+ *                                        reservationTtl)
  * {ns:bucket}:q<i>:sw    zset    sliding window log of quota i: member "entry/amount", score = booking time;
  *                                entry = reservation id, "<id>+" (usage settled on an uncharged metric) or
  *                                "o<n>" (usage the provider reported)
@@ -80,35 +81,34 @@ const algorithmSuffix: Record<Algorithm, string> = {
 }
 
 /**
- * Every key name of a bucket: state, reservations, one per quota.
+ * Every key name of a bucket: the state, one per quota.
  *
  * @example
  * ```ts
- * bucketKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:r", "{quotaflow:chat}:q0:tb"]
+ * bucketKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:q0:tb"]
  * ```
  */
 export const bucketKeys = (namespace: string, bucket: Bucket): Array<string> => {
   const tag = bucketTag(namespace, bucket.name)
   return [
     `${tag}:s`,
-    `${tag}:r`,
     ...bucket.quotas.map((quota, i) => `${tag}:q${i}:${algorithmSuffix[quota.algorithm]}`)
   ]
 }
 
 /**
- * The keys a script is given, in the order it expects them: state, reservations, then the key
- * of each sliding-window and fixed-window quota in quota order (the only meters with a key of their own).
+ * The keys a call is given, in the order it expects them: the state, then the key of each sliding-window and
+ * fixed-window quota in quota order (the only meters with a key of their own).
  *
  * @example
  * ```ts
- * scriptKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:r", "{quotaflow:chat}:q1:sw"]
+ * scriptKeys("quotaflow", bucket) // ["{quotaflow:chat}:s", "{quotaflow:chat}:q1:sw"]
  * ```
  */
 export const scriptKeys = (namespace: string, bucket: Bucket): Array<string> => {
   const all = bucketKeys(namespace, bucket)
   return [
-    ...all.slice(0, 2),
-    ...all.slice(2).filter((_, i) => bucket.quotas[i].algorithm === "sliding-window" || bucket.quotas[i].algorithm === "fixed-window")
+    all[0],
+    ...all.slice(1).filter((_, i) => bucket.quotas[i].algorithm === "sliding-window" || bucket.quotas[i].algorithm === "fixed-window")
   ]
 }

@@ -9,7 +9,7 @@
 /** Lua: `local function release(keys, args)`, after the core and `take`. */
 export const release = String.raw`
 local function release(keys, args)
-  local failed = begin(keys, args)
+  local failed = begin(keys, args, args[OP])
   if failed then return failed end
   local holds = take(args[OP])
   if not holds then return finish({ '0', clock[1], clock[2] }) end

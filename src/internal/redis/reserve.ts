@@ -51,16 +51,12 @@ local function reserve(keys, args)
     end
   end
   lastBooked = max(lastBooked, at)
-  -- The record; its id tells orphan reclaim when it expires (as expiryOf reads it).
-  call('HSET', K_RES, id, pack(C.recordFormat, unpackTable(v, 1, 5 * nq + 1)))
+  -- The record, written with the state (see finish); its id tells orphan reclaim when it expires (as expiryOf
+  -- reads it).
+  BOOKED, BOOKED_RECORD = id, pack(C.recordFormat, unpackTable(v, 1, 5 * nq + 1))
   local expiry = floor(now) + 1 + ttlMs
   if expiry < earliestExpiry then earliestExpiry = expiry end
-  if openCount <= 0 then
-    -- The reservations hash was empty, hence gone: created now.
-    created(K_RES)
-    openCount = 0
-  end
-  openCount = openCount + 1
+  openCount = max(0, openCount) + 1
   return finish({ 'R', id, at == now and '' or fmt(at), clock[1], clock[2] })
 end
 `

@@ -12,9 +12,9 @@
 /** Lua: `local function settle(keys, args)`, after the core and `take`. */
 export const settle = String.raw`
 local function settle(keys, args)
-  local failed = begin(keys, args)
-  if failed then return failed end
   local id = args[OP]
+  local failed = begin(keys, args, id)
+  if failed then return failed end
   local holds = take(id)
   if not holds then return finish({ '0', clock[1], clock[2] }) end
   for i = 1, nq do

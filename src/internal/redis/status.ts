@@ -13,17 +13,21 @@ export const status = String.raw`
 local function status(keys, args)
   local failed = begin(keys, args)
   if failed then return failed end
-  local records = call('HVALS', K_RES)
-  local booked = 0
-  for j = 1, #records do
-    if groupsIn(records[j]) ~= nil and unpackStruct('<d', records[j]) > now then booked = booked + 1 end
+  local fields = call('HGETALL', K_STATE)
+  local open, booked = 0, 0
+  for j = 1, #fields, 2 do
+    if isId(fields[j]) then
+      open = open + 1
+      local record = fields[j + 1]
+      if groupsIn(record) ~= nil and unpackStruct('<d', record) > now then booked = booked + 1 end
+    end
   end
   local wait = max(0, lastBooked - now, blockedUntil - now)
   for i = 1, nq do
     local demand = tonumber(args[OP + i - 1])
     if demand > 0 then wait = max(wait, Q[i].m.backlog(Q[i], demand)) end
   end
-  local result = { tostring(#records), tostring(booked), fmt(wait) }
+  local result = { tostring(open), tostring(booked), fmt(wait) }
   for i = 1, nq do result[#result + 1] = fmt(Q[i].m.used(Q[i])) end
   result[#result + 1] = clock[1]
   result[#result + 1] = clock[2]
