@@ -196,6 +196,21 @@ describe("RedisBackend", () => {
       assert.strictEqual((yield* backend.status(bucket, [0])).open, 3)
     }))
 
+  it.scopedLive("more buckets and configurations than the library remembers: each still reads its own state", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server, { namespace: "many" })
+      // 1,100 buckets, 300 configurations: past both memos' bounds, so each is cleared at least once.
+      const buckets = Array.from({ length: 1_100 }, (_, i) => bucketOf(`b${i}`, slots(2 + (i % 300))))
+      yield* Effect.forEach(buckets, (bucket) => Effect.map(backend.reserve(bucket, [2], 0), reservedId), { concurrency: 32, discard: true })
+      for (const bucket of buckets.slice(0, 20)) {
+        const status = yield* backend.status(bucket, [0])
+        assert.strictEqual(status.quotas[0].used, 2, bucket.name)
+        assert.strictEqual(status.open, 1, bucket.name)
+      }
+      assert.strictEqual((yield* backend.reserve(buckets[0], [1], 0))._tag, "Wait")
+    }))
+
   it.scopedLive("runs as scripts on a server without Functions (Redis 6)", () =>
     Effect.gen(function*() {
       const server = yield* redisServer({ args: ["--rename-command", "FCALL", "", "--rename-command", "FUNCTION", ""] })

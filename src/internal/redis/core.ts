@@ -68,9 +68,21 @@ local VALUES, AMOUNTS = {}, {}
 -- The meter of each algorithm (see below).
 local METERS
 
--- The configurations seen, by args[1]: what a call derives from its configuration, derived once. Bounded: the
--- buckets a deployment uses are few; a flood of distinct configurations only clears the cache.
-local configs, configCount = {}, 0
+-- A memo of at most limit entries (memo.entries[key]): once full, it starts afresh. The buckets and
+-- configurations a deployment uses are few; a flood of distinct ones only clears it.
+local function memoOf(limit)
+  return { entries = {}, count = 0, limit = limit }
+end
+
+local function remember(memo, key, value)
+  if memo.count >= memo.limit then memo.entries, memo.count = {}, 0 end
+  memo.entries[key] = value
+  memo.count = memo.count + 1
+  return value
+end
+
+-- The configurations seen, by args[1]: what a call derives from its configuration, derived once.
+local configs = memoOf(256)
 
 local function configure(text)
   local ttlMs, algs, refundFlags, burst, skew, quotaConfig = match(text, '^(%S+) (%S+) (%S+) (%S+) (%S+) (.*)$')
@@ -110,10 +122,7 @@ local function configure(text)
     c.recordFormat = c.recordFormat .. 'Bdddd'
     c.quotas[i] = q
   end
-  if configCount >= 256 then configs, configCount = {}, 0 end
-  configs[text] = c
-  configCount = configCount + 1
-  return c
+  return remember(configs, text, c)
 end
 
 -- What the last call on each bucket left, by state key: the configuration it ran with, a table per quota
@@ -121,11 +130,11 @@ end
 -- header, and the state string it wrote (G). A call that reads back that very string takes the state from here
 -- instead of unpacking it again: a memo of unpacking the string, valid whatever wrote it before. (Lua strings
 -- are interned, so comparing the two is comparing pointers.) Forgotten at the start of every call and
--- remembered by finish, so a call that fails midway leaves nothing to trust. Bounded like the configurations.
-local buckets, bucketCount = {}, 0
+-- remembered by finish, so a call that fails midway leaves nothing to trust.
+local buckets = memoOf(1024)
 
 local function bucketOf(key, c)
-  local b = buckets[key]
+  local b = buckets.entries[key]
   if b ~= nil and b.c == c then return b end
   b = { c = c, quotas = {} }
   for i = 1, c.nq do
@@ -133,10 +142,7 @@ local function bucketOf(key, c)
     for field, value in pairs(c.quotas[i]) do q[field] = value end
     b.quotas[i] = q
   end
-  if bucketCount >= 1024 then buckets, bucketCount = {}, 0 end
-  buckets[key] = b
-  bucketCount = bucketCount + 1
-  return b
+  return remember(buckets, key, b)
 end
 
 -- The call's variables, set by begin: C the configuration, B the bucket's entry, Q its quotas; TAKEN the id of
@@ -557,7 +563,7 @@ local function begin(keys, args, taken)
   clock = call('TIME')
   now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
   K_STATE = keys[1]
-  local c = configs[args[1]] or configure(args[1])
+  local c = configs.entries[args[1]] or configure(args[1])
   if c == nil then return redis.error_reply('ERR quotaflow: unreadable configuration ' .. tostring(args[1])) end
   local b = bucketOf(K_STATE, c)
   C, B, ttlMs, algs, nq, Q, maxWindow, stateLength = c, b, c.ttlMs, c.algs, c.nq, b.quotas, c.maxWindow, c.stateLength
