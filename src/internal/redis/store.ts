@@ -201,57 +201,63 @@ const isReply = (reply: unknown): reply is ReadonlyArray<string> => {
   return true
 }
 
+/** What Deadlines needs of a call. */
+interface Expiring {
+  readonly done: boolean
+  deadline: number
+  fail(failure: RedisFailure): void
+}
+
 /**
- * One call of the library in flight: it ends once, with the reply, a failure, or the timeout, whichever comes first.
- * A class rather than closures: one of these is made for every command.
+ * A command in flight: it ends once, with the reply, a failure, or the timeout, whichever comes first. A class
+ * rather than closures: one of these is made for every command.
  */
-class InFlight<A> {
+abstract class Pending<A> implements Expiring {
   done = false
   /** When it fails for want of an answer (performance.now() ms). */
   deadline = 0
 
+  constructor(readonly resume: (effect: Effect.Effect<A, RedisFailure>) => void) {}
+
+  abstract answer(reply: unknown): void
+
+  fail(failure: RedisFailure): void {
+    this.end(Effect.fail(failure))
+  }
+
+  protected end(effect: Effect.Effect<A, RedisFailure>): void {
+    if (this.done) return
+    this.done = true
+    this.resume(effect)
+  }
+}
+
+/** A command other than the library's: its reply as it is. */
+class Waiting extends Pending<unknown> {
+  answer(reply: unknown): void {
+    this.end(Effect.succeed(reply))
+  }
+}
+
+/** A call of the library: its reply read by `parse`. */
+class InFlight<A> extends Pending<A> {
   constructor(
-    readonly resume: (effect: Effect.Effect<A, RedisFailure>) => void,
+    resume: (effect: Effect.Effect<A, RedisFailure>) => void,
     readonly call: Call,
     readonly bucket: Bucket,
     readonly parse: Parse<A>,
     readonly argv: Array<string | number>
-  ) {}
+  ) {
+    super(resume)
+  }
 
   answer(reply: unknown): void {
     if (this.done) return
-    this.done = true
     if (!isReply(reply)) {
       const message = `unexpected reply from ${this.call.operation}: ${JSON.stringify(reply)}`
-      return this.resume(Effect.fail(new RedisFailure({ kind: "error", message })))
+      return this.end(Effect.fail(new RedisFailure({ kind: "error", message })))
     }
-    this.resume(Effect.succeed(this.parse(reply, this.bucket)))
-  }
-
-  fail(failure: RedisFailure): void {
-    if (this.done) return
-    this.done = true
-    this.resume(Effect.fail(failure))
-  }
-}
-
-/** A command other than the library's: its answer as it is. */
-class Waiting implements Pending {
-  done = false
-  deadline = 0
-
-  constructor(readonly resume: (effect: Effect.Effect<unknown, RedisFailure>) => void) {}
-
-  answer(reply: unknown): void {
-    if (this.done) return
-    this.done = true
-    this.resume(Effect.succeed(reply))
-  }
-
-  fail(failure: RedisFailure): void {
-    if (this.done) return
-    this.done = true
-    this.resume(Effect.fail(failure))
+    this.end(Effect.succeed(this.parse(reply, this.bucket)))
   }
 }
 
@@ -265,22 +271,15 @@ const BATCH = 8
  * answered calls leave from the head as new ones come. Cheaper than a timer per call, which a command cannot
  * afford.
  */
-/** What Deadlines needs of a call. */
-interface Pending {
-  readonly done: boolean
-  deadline: number
-  fail(failure: RedisFailure): void
-}
-
 class Deadlines {
-  private calls: Array<Pending | undefined> = []
+  private calls: Array<Expiring | undefined> = []
   private head = 0
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
   private readonly sweep = () => this.expire()
 
   constructor(private readonly timeoutMs: number) {}
 
-  add(call: Pending): void {
+  add(call: Expiring): void {
     this.drop()
     call.deadline = performance.now() + this.timeoutMs
     this.calls.push(call)
