@@ -272,50 +272,33 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
     const store = makeStore(client, settings)
     yield* Effect.ignore(store.load)
 
-    // After Redis failed to answer, calls skip it for one command timeout instead of each waiting out its own.
-    // The next call after that asks Redis again: that is how the backend comes back to it.
-    let skipUntil = -Infinity
-
-    const skipped = () => Effect.fail(new RedisFailure({ kind: "unsent", message: "Redis did not answer a moment ago" }))
-
-    /** Remembers that Redis did not answer, unless it did (with an error): it is there. */
+    /** Remembers that Redis did not answer, so that calls skip it for a while (see `store.skip`). */
     const noted = (failure: RedisFailure): Effect.Effect<never, RedisFailure> =>
-      failure.kind === "error"
-        ? Effect.fail(failure)
-        : Effect.flatMap(Clock.currentTimeMillis, (at) => {
-          skipUntil = at + settings.commandTimeoutMs
-          return Effect.fail(failure)
-        })
+      failure.kind === "unsent" || failure.kind === "unknown"
+        ? Effect.zipRight(Effect.sync(store.skip), Effect.fail(failure))
+        : Effect.fail(failure)
 
     /**
-     * One call with retries; `retryUnknown` when running it twice is harmless; `onFailure` sees every
-     * attempt that failed. The first attempt runs bare: the retry schedule only comes in once it failed, and the
-     * clock is read only while calls are being skipped.
+     * One call with retries; `retryUnknown` when running it twice is harmless. `uncertain` reads the answer of a
+     * retry that came after an attempt that may have run. Everything but the first attempt is made only once it
+     * failed: the retry schedule, and the tracking of what the attempts may have done.
      */
     const call = <A>(
       effect: Effect.Effect<A, RedisFailure>,
       retryUnknown: boolean,
-      onFailure?: (failure: RedisFailure) => void
-    ): Effect.Effect<A, RedisFailure> => {
-      const withRetries = Effect.catchAll(effect, (first) => {
-        onFailure?.(first)
+      uncertain?: (answer: A) => A
+    ): Effect.Effect<A, RedisFailure> =>
+      Effect.catchAll(effect, (first) => {
         const retryable = retryUnknown ? sentOrNot : unsent
         if (!retryable(first)) return noted(first)
-        const attempt = onFailure === undefined ? effect : Effect.tapError(effect, (failure) => Effect.sync(() => onFailure(failure)))
+        let unknown = first.kind === "unknown"
+        const attempt = Effect.tapError(effect, (failure) => Effect.sync(() => (unknown ||= failure.kind === "unknown")))
         // The first failure goes through the schedule as it would have inside Effect.retry.
         let replayed = false
         const again = Effect.suspend(() => (replayed ? attempt : ((replayed = true), Effect.fail(first))))
-        return Effect.catchAll(Effect.retry(again, { schedule: settings.schedule, while: retryable }), noted)
+        const retried = Effect.catchAll(Effect.retry(again, { schedule: settings.schedule, while: retryable }), noted)
+        return uncertain === undefined ? retried : Effect.map(retried, (answer) => (unknown ? uncertain(answer) : answer))
       })
-      return Effect.suspend(() => {
-        if (skipUntil === -Infinity) return withRetries
-        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          if (now < skipUntil) return skipped()
-          skipUntil = -Infinity
-          return withRetries
-        })
-      })
-    }
 
     const unavailable = (failure: RedisFailure) => new BackendUnavailable({ cause: failure.message })
 
@@ -392,29 +375,33 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
         return yield* fromOutcome(bucket, outcome, LOCAL)
       })
 
-    /** Settle or release: by this process's local state, in Redis, or (fallback ids) nowhere. */
-    const close = (
+    /** Whether an id is not Redis's: a fallback's (closed in this process's local state, or nowhere). */
+    const isFallback = (id: string) => id.startsWith(OPEN) || id.startsWith(LOCAL)
+
+    /** Settle or release of a fallback id: in this process's local state, or (fail-open ids) nowhere. */
+    const closeFallback = (
       bucket: Bucket,
       id: string,
-      local: (state: BucketState, id: string, now: number) => boolean,
-      remote: () => Effect.Effect<Timed<boolean>, RedisFailure>
-    ): Effect.Effect<void, ReservationNotFound | BackendUnavailable> => {
+      local: (state: BucketState, id: string, now: number) => boolean
+    ): Effect.Effect<void, ReservationNotFound> => {
       if (id.startsWith(OPEN)) return Effect.void
-      if (id.startsWith(LOCAL)) {
-        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          local(localOf(bucket), id.slice(LOCAL.length), now) ? Effect.void : notFound(bucket, id))
-      }
-      return Effect.suspend(() => {
-        // An attempt that may have run and a retry that finds nothing open: the first one closed it.
-        let uncertain = false
-        return match(
-          call(remote(), true, (f) => (uncertain ||= f.kind === "unknown")),
-          // Without Redis the reservation stays open there until reservationTtl closes it.
-          (failure) => (settings.policy === "fail-closed" ? Effect.fail(unavailable(failure)) : Effect.void),
-          ({ value }) => (value || uncertain ? Effect.void : notFound(bucket, id))
-        )
-      })
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        local(localOf(bucket), id.slice(LOCAL.length), now) ? Effect.void : notFound(bucket, id))
     }
+
+    // An attempt that may have run and a retry that finds nothing open: the first one closed it.
+    const closedAnyway = (answer: Timed<boolean>): Timed<boolean> => ({ now: answer.now, value: true })
+    // Without Redis the reservation stays open there until reservationTtl closes it.
+    const closeFailed = (failure: RedisFailure): Effect.Effect<void, BackendUnavailable> =>
+      settings.policy === "fail-closed" ? Effect.fail(unavailable(failure)) : Effect.void
+
+    /** Settle or release in Redis. */
+    const closeInRedis = (
+      bucket: Bucket,
+      id: string,
+      remote: Effect.Effect<Timed<boolean>, RedisFailure>
+    ): Effect.Effect<void, ReservationNotFound | BackendUnavailable> =>
+      match(call(remote, true, closedAnyway), closeFailed, ({ value }) => (value ? Effect.void : notFound(bucket, id)))
 
     const statusWithout = (bucket: Bucket, demand: ReadonlyArray<number>, failure: RedisFailure) =>
       Effect.gen(function*() {
@@ -430,9 +417,13 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
       breaker: (options) => makeBreaker(client, store, settings.namespace, options),
       reserve: reserveInRedis,
       settle: (bucket, id, actual) =>
-        close(bucket, id, (state, local, now) => state.settle(local, actual, now), () => store.settle(bucket, id, actual)),
+        isFallback(id)
+          ? closeFallback(bucket, id, (state, local, now) => state.settle(local, actual, now))
+          : closeInRedis(bucket, id, store.settle(bucket, id, actual)),
       release: (bucket, id) =>
-        close(bucket, id, (state, local, now) => state.release(local, now), () => store.release(bucket, id)),
+        isFallback(id)
+          ? closeFallback(bucket, id, (state, local, now) => state.release(local, now))
+          : closeInRedis(bucket, id, store.release(bucket, id)),
       observe: (bucket, used, blockForMs) =>
         // Not retried when it may have run: a second sliding-window entry would count the usage twice.
         match(

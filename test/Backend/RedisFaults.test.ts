@@ -159,4 +159,26 @@ describe("RedisBackend when Redis goes away", () => {
       yield* Effect.promise(() => server.restart())
       yield* untilBackInRedis(local)
     }), 60_000)
+
+  it.scopedLive("a settle that timed out but ran: the retry finds nothing open, and the settle still succeeds", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* RedisBackend.make({
+        url: server.url,
+        namespace: "uncertain",
+        commandTimeout: "200 millis",
+        retry: { times: 2, base: "20 millis", maxDelay: "40 millis" }
+      })
+      const reserved = yield* backend.reserve(bucket, [1], 0)
+      assert.isTrue(isRedisId(reserved))
+      if (reserved._tag !== "Reserved") return
+      server.pause()
+      const settle = yield* Effect.fork(Effect.either(backend.settle(bucket, reserved.reservation.id, [1])))
+      // The first attempt times out at 200 ms and is sent again; Redis then runs both, in order.
+      yield* Effect.sleep("260 millis")
+      server.resume()
+      const result = yield* settle.await
+      assert.isTrue(result._tag === "Success" && Either.isRight(result.value), JSON.stringify(result))
+      assert.strictEqual((yield* backend.status(bucket, [1])).open, 0)
+    }))
 })

@@ -28,10 +28,11 @@ export type RedisClient = Redis | Cluster
  * Why a call did not answer (`new RedisFailure({ kind: "unsent", message: "no connection" })`):
  * - `unsent`: the command never reached Redis (no connection, or Redis refused it before running it); safe to retry;
  * - `unknown`: no answer in time or the connection dropped with the command in flight: it may have run;
- * - `error`: Redis answered with an error.
+ * - `error`: Redis answered with an error;
+ * - `skipped`: not sent, because Redis did not answer a moment ago (see `skip`); not worth retrying at once.
  */
 export class RedisFailure extends Data.TaggedError("RedisFailure")<{
-  readonly kind: "unsent" | "unknown" | "error"
+  readonly kind: "unsent" | "unknown" | "error" | "skipped"
   readonly message: string
 }> {}
 
@@ -83,6 +84,11 @@ export interface RedisStore {
    * SCRIPT LOAD of every operation instead, and the store calls scripts from then on.
    */
   readonly load: Effect.Effect<void, RedisFailure>
+  /**
+   * After Redis failed to answer: the operations fail at once (kind `skipped`) for one command timeout, instead of
+   * each waiting out its own. The first one after that asks Redis again: that is how the backend comes back to it.
+   */
+  readonly skip: () => void
   /** Whether the operations run as library functions (FCALL) or as scripts (EVALSHA): tests read it. */
   readonly mode: () => "function" | "script"
 }
@@ -434,8 +440,15 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
    * `commandTimeoutMs` have passed without an answer (see `Deadlines`). A caller
    * interrupted meanwhile is gone; the answer, when it comes, goes nowhere.
    */
+  let skipUntil = -Infinity
+  const skipped = new RedisFailure({ kind: "skipped", message: "Redis did not answer a moment ago" })
+
   const run = <A>(operation: Call, bucket: Bucket, args: Array<string | number>, parse: Parse<A>): Effect.Effect<A, RedisFailure> =>
     Effect.async<A, RedisFailure>((resume) => {
+      if (skipUntil !== -Infinity) {
+        if (performance.now() < skipUntil) return resume(Effect.fail(skipped))
+        skipUntil = -Infinity
+      }
       const argv = [mode === "function" ? operation.function : operation.sha, ...prepare(bucket).head, ...args]
       const call = new InFlight(resume, operation, bucket, parse, argv)
       deadlines.add(call)
@@ -492,6 +505,9 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
     status,
     observe,
     command,
+    skip: () => {
+      skipUntil = performance.now() + options.commandTimeoutMs
+    },
     load,
     mode: () => mode
   }
