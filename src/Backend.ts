@@ -31,6 +31,58 @@ export type ReserveResult =
   | { readonly _tag: "Wait"; readonly retryAfterMs: number }
 
 /**
+ * A booking's outcome in a bucket whose state is in this process: booked under `id`, the time until the charge
+ * would fit (beyond `maxWaitMs`), or a charge larger than a quota's capacity.
+ *
+ * @since 0.2.0
+ */
+export type LocalOutcome =
+  | { readonly _tag: "Reserved"; readonly id: string; readonly at: number }
+  | { readonly _tag: "Wait"; readonly retryAfterMs: number }
+  | { readonly _tag: "TooLarge"; readonly metric: string }
+
+/**
+ * One bucket of a backend whose state lives in this process, operated on synchronously: the same steps as the
+ * backend's effects, at the time `now` (see `LocalBackend.now`).
+ *
+ * @since 0.2.0
+ */
+export interface LocalBucket {
+  readonly reserve: (charge: ReadonlyArray<number>, now: number, maxWaitMs: number) => LocalOutcome
+  /** false when `id` is not open. */
+  readonly settle: (id: string, actual: ReadonlyArray<number | undefined>, now: number) => boolean
+  /** false when `id` is not open. */
+  readonly release: (id: string, now: number) => boolean
+  /** The same quotas at other limits (a provider reported them): what is booked stays booked. */
+  readonly retune: (bucket: Bucket) => void
+}
+
+/**
+ * The synchronous face of a backend whose state lives in this process (the memory backend): a call that fits at
+ * once is booked and settled without a fiber hop or a promise of its own.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend, MemoryBackend, Quota } from "quotaflow"
+ *
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* MemoryBackend.make
+ *   const [chat] = (yield* Quota.decodeConfig({ buckets: { chat: { quotas: [{ metric: "requests", limit: 2, window: "1 second" }] } } })).values()
+ *   const local = backend.local!
+ *   return local.bucket(chat).reserve([1], local.now(), 0) // { _tag: "Reserved", id: "1", at: ... }
+ * })
+ * ```
+ * @since 0.2.0
+ */
+export interface LocalBackend {
+  /** The time the backend books at, in epoch milliseconds (fractional). */
+  readonly now: () => number
+  /** The state of a bucket, made on first use; handed a lowered bucket of the same name, it retunes. */
+  readonly bucket: (bucket: Bucket) => LocalBucket
+}
+
+/**
  * One quota's state at a moment.
  *
  * @since 0.1.0
@@ -121,6 +173,11 @@ export interface BackendService {
   readonly forget?: (bucket: Bucket) => Effect.Effect<void>
   /** The bucket's state, and how long a charge of `demand` would wait. */
   readonly status: (bucket: Bucket, demand: ReadonlyArray<number>) => Effect.Effect<BackendStatus, BackendUnavailable>
+  /**
+   * Present when the state lives in this process: the same operations, synchronously. The limiter uses it for
+   * callers that fit at once; a backend that wraps another one leaves it out unless it wraps it too.
+   */
+  readonly local?: LocalBackend
 }
 
 /**

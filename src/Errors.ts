@@ -190,12 +190,70 @@ export class RateLimitedByProvider extends Schema.TaggedError<RateLimitedByProvi
 }
 
 /**
+ * The limiter was closed (its layer's scope closed, or `limiter.close()`): it admits nothing more, callers still
+ * waiting are told so, and every method called afterwards fails with this.
+ *
+ * @example
+ * ```ts
+ * import { LimiterClosed } from "quotaflow"
+ * const closedAlready = (e: unknown) => e instanceof LimiterClosed
+ * ```
+ * @since 0.2.0
+ */
+export class LimiterClosed extends Schema.TaggedError<LimiterClosed>()("LimiterClosed", {}) {
+  override get message(): string {
+    return "the limiter is closed"
+  }
+}
+
+/**
+ * A call's description or options that do not decode: a bucket name that is not a string, a `maxWait` that is
+ * not a duration. `issues` names each field that was wrong.
+ *
+ * @example
+ * ```ts
+ * import { InvalidCall } from "quotaflow"
+ * const describe = (e: InvalidCall) => e.issues.join("; ") // "options.maxWait: expected a duration ..., got \"abc\""
+ * ```
+ * @since 0.2.0
+ */
+export class InvalidCall extends Schema.TaggedError<InvalidCall>()("InvalidCall", {
+  issues: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `invalid call: ${this.issues.join("; ")}`
+  }
+}
+
+/**
+ * This process already holds `maxOpen` reservations that are neither settled nor released: a bound on the
+ * memory the limiter keeps for calls in flight, so that a leak in the caller's code shows instead of growing.
+ *
+ * @example
+ * ```ts
+ * import { ReservationCapacity } from "quotaflow"
+ * const limit = (e: ReservationCapacity) => e.maxOpen
+ * ```
+ * @since 0.2.0
+ */
+export class ReservationCapacity extends Schema.TaggedError<ReservationCapacity>()("ReservationCapacity", {
+  maxOpen: Schema.Number
+}) {
+  override get message(): string {
+    return `${this.maxOpen} reservations are open in this process (maxOpen): settle or release some first`
+  }
+}
+
+/**
  * Every error a rate-limited call can fail with, besides the call's own.
  *
  * @since 0.1.0
  */
 export type RateLimitError =
   | CapacityExceeded
+  | InvalidCall
+  | LimiterClosed
+  | ReservationCapacity
   | QueueOverflow
   | InvalidUsage
   | UnknownBucket

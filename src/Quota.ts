@@ -113,7 +113,9 @@ const BucketsSchema = Schema.Struct({
       idleAfter: Schema.optionalWith(WindowMs, { exact: true, default: () => 3_600_000 })
     }),
     { exact: true, default: () => ({ maxModels: 1000, idleAfter: 3_600_000 }) }
-  )
+  ),
+  reservationTtl: Schema.optionalWith(WindowMs, { exact: true, default: () => 600_000 }),
+  shutdownTimeout: Schema.optionalWith(Schema.Union(Schema.Literal(0), WindowMs), { exact: true, default: () => 30_000 })
 })
 
 /**
@@ -196,6 +198,16 @@ export interface LimiterConfig {
   readonly mode?: "basic" | "intelligent"
   /** Memory bounds of `basic` mode: at most `maxModels` buckets (least recently used go first), and buckets idle for `idleAfter` are dropped. */
   readonly basic?: { readonly maxModels?: number; readonly idleAfter?: Duration.DurationInput | string }
+  /**
+   * A reservation open this long (a call still running, or a permit its holder never settled) is settled by the
+   * orphan sweeper with its charge kept, so that its concurrency slot comes back (default 10 minutes).
+   */
+  readonly reservationTtl?: Duration.DurationInput | string
+  /**
+   * How long closing the limiter waits for running calls to finish and settle before it settles them itself,
+   * keeping their charge (default 30 seconds).
+   */
+  readonly shutdownTimeout?: Duration.DurationInput | string
   /** Circuit breaking per bucket; off unless given. */
   readonly breaker?: {
     readonly failureThreshold?: number
@@ -251,6 +263,8 @@ export interface Settings {
   readonly breaker: { readonly failureThreshold: number; readonly failureWindow: number; readonly openFor: number } | undefined
   readonly mode: "basic" | "intelligent"
   readonly basic: { readonly maxModels: number; readonly idleAfter: number }
+  readonly reservationTtl: number
+  readonly shutdownTimeout: number
 }
 
 /**
@@ -353,7 +367,9 @@ export const decodeSettings = (input: unknown): Effect.Effect<Settings, Configur
           retry: config.retry,
           breaker: config.breaker,
           mode: config.mode,
-          basic: config.basic
+          basic: config.basic,
+          reservationTtl: config.reservationTtl,
+          shutdownTimeout: config.shutdownTimeout
         })
     }
   })

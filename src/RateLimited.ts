@@ -7,21 +7,21 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Duration, Effect, Either, Exit, Layer, Option, type Scope, Stream } from "effect"
+import { Context, type Duration, Effect, type Exit, Layer, type Scope, Stream } from "effect"
 import type { FileSystem } from "@effect/platform"
 import type { Backend, BackendStatus } from "./Backend.js"
 import * as ConfigFile from "./ConfigFile.js"
-import {
-  type BackendUnavailable,
-  type ConfigurationError,
+import type {
+  ConfigurationError,
   InvalidUsage,
-  type RateLimitError,
-  RateLimitedByProvider,
-  ReservationNotFound,
-  type UnknownBucket
+  LimiterClosed,
+  RateLimitError,
+  ReservationNotFound
 } from "./Errors.js"
+import type * as Learning from "./internal/learning.js"
 import * as Limiter from "./internal/limiter.js"
-import * as Quota from "./Quota.js"
+import * as Flow from "./internal/rateLimited.js"
+import type * as Quota from "./Quota.js"
 
 /**
  * What a call is: the bucket it runs under and what it costs (`requests` defaults to 1 where the bucket
@@ -83,7 +83,7 @@ export interface SubmitOptions<A, E = unknown> extends WaitOptions {
  * ```
  * @since 0.1.0
  */
-export type ProviderResponse = Limiter.ProviderResponse
+export type ProviderResponse = Learning.ProviderResponse
 
 /**
  * Options of `submitStream`: `usageOf` reads a usage off a chunk (the last chunk that has one wins); the stream
@@ -115,9 +115,13 @@ export interface Permit {
   /** When it was admitted, in epoch milliseconds of the backend's clock. */
   readonly at: number
   readonly waitedMs: number
-  /** Settles with the actual usage (without one the charge is kept). */
-  readonly settle: (usage?: Quota.Usage) => Effect.Effect<void, InvalidUsage | ReservationNotFound | BackendUnavailable>
-  readonly release: Effect.Effect<void, ReservationNotFound | BackendUnavailable>
+  /**
+   * Settles with the actual usage (without one the charge is kept). A second settle or release fails with
+   * `ReservationNotFound`; one after the limiter closed (it settled the permit itself) with `LimiterClosed`.
+   * A backend that cannot take it does not fail it: see `Metrics.settlementsFailed`.
+   */
+  readonly settle: (usage?: Quota.Usage) => Effect.Effect<void, InvalidUsage | ReservationNotFound | LimiterClosed>
+  readonly release: Effect.Effect<void, ReservationNotFound | LimiterClosed>
 }
 
 /**
@@ -149,10 +153,7 @@ export interface RateLimitedService {
   ) => Stream.Stream<A, E | RateLimitError, R>
   readonly reserve: (meta: Meta, options?: WaitOptions) => Effect.Effect<Permit, RateLimitError, Scope.Scope>
   /** The bucket's state; `waitMs` is how long a call of `usage` (default one request) would wait now. */
-  readonly status: (
-    bucket: string,
-    usage?: Quota.Usage
-  ) => Effect.Effect<LimiterStatus, UnknownBucket | InvalidUsage | BackendUnavailable>
+  readonly status: (bucket: string, usage?: Quota.Usage) => Effect.Effect<LimiterStatus, RateLimitError>
 }
 
 /**
@@ -161,164 +162,6 @@ export interface RateLimitedService {
  * @since 0.1.0
  */
 export class RateLimited extends Context.Tag("quotaflow/RateLimited")<RateLimited, RateLimitedService>() {}
-
-const maxWaitMs = (options: WaitOptions | undefined): number =>
-  options?.maxWait === undefined ? Infinity : Duration.toMillis(options.maxWait)
-
-/** The last refusal, as the error a caller sees once no attempt is left. */
-const refusedError = (bucket: string, refused: Limiter.Refused, attempts: number) =>
-  new RateLimitedByProvider({
-    bucket,
-    status: refused.response.status,
-    attempts,
-    retryAfterMs: refused.advice.delayMs,
-    headers: headerRecord(refused.response.headers)
-  })
-
-const headerRecord = (headers: ProviderResponse["headers"]): Record<string, string> => {
-  const record: Record<string, string> = {}
-  if (headers instanceof Headers) headers.forEach((value, key) => (record[key] = value))
-  else for (const [key, value] of Object.entries(headers)) if (value !== undefined) record[key.toLowerCase()] = String(value)
-  return record
-}
-
-/**
- * Builds the service over a limiter core.
- *
- * @internal
- */
-export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
-  const admit = (meta: Meta, options: WaitOptions | undefined) =>
-    Effect.suspend((): Effect.Effect<Limiter.Admission, RateLimitError> => {
-      const entry = limiter.entry(meta.bucket)
-      if (Either.isLeft(entry)) return entry.left
-      const charge = limiter.charge(entry.right, meta.usage)
-      if (Either.isLeft(charge)) return charge.left
-      return limiter.acquire(entry.right, charge.right, maxWaitMs(options))
-    })
-
-  /**
-   * Settles with a usage, then ends as `exit` does. A bad usage still settles (keeping the charge), so that no
-   * reservation stays open, then fails. No effect runs when the backend's state is in this process.
-   */
-  const settleThen = <A, E>(admission: Limiter.Admission, usage: Either.Either<unknown, InvalidUsage>, exit: Exit.Exit<A, E>) => {
-    const { entry, reservation } = admission
-    const actual = Either.flatMap(usage, (u) => Quota.actualOf(entry.bucket, u))
-    const charged = Either.getOrElse(actual, () => [])
-    const outcome: Effect.Effect<A, E | InvalidUsage> = Either.isLeft(actual) ? actual.left : exit
-    const settled = entry.queue.settleNow(reservation.id, charged)
-    if (settled === true) return outcome
-    const settle = settled === false
-      ? Effect.die(new ReservationNotFound({ bucket: entry.bucket.name, id: reservation.id }))
-      : limiter.settle(entry, reservation.id, charged).pipe(Effect.catchTag("ReservationNotFound", Effect.die))
-    return Effect.zipRight(settle, outcome)
-  }
-
-  const usageFrom = <A, E>(bucket: string, options: SubmitOptions<A, E> | undefined, exit: Exit.Exit<A, E>) =>
-    Exit.isSuccess(exit) && options?.actualUsage !== undefined
-      ? Either.try({
-        try: () => options.actualUsage?.(exit.value),
-        catch: (error) => new InvalidUsage({ bucket, issues: [`actualUsage threw: ${String(error)}`] })
-      })
-      : Either.right(undefined)
-
-  /** One attempt: admitted, run, then `finish`ed (settled) whatever its exit, uninterruptibly. */
-  const attempt = <A, E, R, E2>(
-    meta: Meta,
-    effect: Effect.Effect<A, E, R>,
-    options: WaitOptions | undefined,
-    finish: (admission: Limiter.Admission, exit: Exit.Exit<A, E>) => Effect.Effect<A, E2>
-  ) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(admit(meta, options)), (admission) =>
-        Effect.flatMap(Effect.exit(restore(effect)), (exit) => finish(admission, exit))))
-
-  const submit = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: SubmitOptions<A, E>) => {
-    const read = options?.response
-    // Only a call whose answer is read can be refused: the others skip the retry machinery.
-    const attempts: Effect.Effect<A, E | RateLimitError, R> = read === undefined
-      ? attempt(meta, effect, options, (admission, exit) => settleThen(admission, usageFrom(meta.bucket, options, exit), exit))
-      : limiter.retryRefused(
-        attempt(meta, effect, options, (admission, exit) => {
-          const response = read(exit)
-          const learnt = response === undefined ? Effect.succeed(undefined) : limiter.learn(admission.entry, response, admission.charge)
-          return Effect.flatMap(Effect.either(learnt), (learned): Effect.Effect<A, E | RateLimitError | Limiter.Refused> => {
-            // The backend could not take what the provider said: the call still settles, keeping its charge.
-            if (Either.isLeft(learned)) return settleThen(admission, Either.right(undefined), Exit.fail(learned.left))
-            // A refusal keeps its charge: the provider counted it.
-            return learned.right === undefined
-              ? settleThen(admission, usageFrom(meta.bucket, options, exit), exit)
-              : settleThen(admission, Either.right(undefined), Exit.fail(learned.right))
-          })
-        })
-      ).pipe(
-        Effect.catchIf(
-          (error): error is Limiter.Refused => error instanceof Limiter.Refused,
-          (refused) => Effect.fail(refusedError(meta.bucket, refused, limiter.settings.retry.maxAttempts))
-        )
-      )
-    const breaker = limiter.breaker
-    return breaker === undefined ? attempts : breaker.guard(meta.bucket, attempts, (exit) =>
-      Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error instanceof RateLimitedByProvider))
-  }
-
-  const reserve = (meta: Meta, options?: WaitOptions) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function*() {
-        const admission = yield* restore(admit(meta, options))
-        const { entry, reservation } = admission
-        let open = true
-        const close = <E>(effect: Effect.Effect<void, E>) =>
-          Effect.suspend((): Effect.Effect<void, E | ReservationNotFound> => {
-            if (!open) return Effect.fail(new ReservationNotFound({ bucket: entry.bucket.name, id: reservation.id }))
-            open = false
-            return effect
-          })
-        yield* Effect.addFinalizer(() => (open ? Effect.ignore(close(limiter.release(entry, reservation.id))) : Effect.void))
-        const permit: Permit = {
-          id: reservation.id,
-          bucket: entry.bucket.name,
-          at: reservation.at,
-          waitedMs: admission.waitedMs,
-          settle: (usage) =>
-            Effect.flatMap(Quota.actualOf(entry.bucket, usage), (actual) => close(limiter.settle(entry, reservation.id, actual))),
-          release: close(limiter.release(entry, reservation.id))
-        }
-        return permit
-      })
-    )
-
-  const submitStream = <A, E, R>(meta: Meta, stream: Stream.Stream<A, E, R>, options?: StreamOptions<A>) =>
-    Stream.unwrapScoped(
-      Effect.gen(function*() {
-        const permit = yield* reserve(meta, options)
-        const entry = yield* limiter.entry(meta.bucket)
-        let last: Quota.Usage | undefined
-        const observe = (chunk: A) =>
-          Effect.suspend(() => {
-            const usage = options?.usageOf?.(chunk)
-            if (usage === undefined) return Effect.void
-            return Effect.map(Quota.actualOf(entry.bucket, usage), () => {
-              last = usage
-            })
-          })
-        return stream.pipe(
-          Stream.tap(observe),
-          Stream.ensuring(Effect.ignore(Effect.suspend(() => permit.settle(last))))
-        )
-      })
-    )
-
-  const status = (bucket: string, usage?: Quota.Usage) =>
-    Effect.gen(function*() {
-      const entry = yield* limiter.entry(bucket)
-      const charge = yield* Quota.chargeOf(entry.bucket, usage)
-      const state = yield* limiter.status(entry, charge)
-      return { ...state, bucket, queued: entry.queue.length }
-    })
-
-  return { submit, submitStream, reserve, status }
-}
 
 /**
  * Makes the service from a configuration; the buckets' queues live as long as the scope.
@@ -336,7 +179,7 @@ export const fromLimiter = (limiter: Limiter.Limiter): RateLimitedService => {
  * @since 0.1.0
  */
 export const make = (config: Quota.LimiterConfig): Effect.Effect<RateLimitedService, ConfigurationError, Backend | Scope.Scope> =>
-  Effect.map(Limiter.make(config), fromLimiter)
+  Effect.map(Limiter.make(config), Flow.make)
 
 /**
  * The service as a layer over a backend (provide `MemoryBackendLive` or `RedisBackendLive`).
@@ -459,5 +302,5 @@ export const reserve = (meta: Meta, options?: WaitOptions): Effect.Effect<Permit
 export const status = (
   bucket: string,
   usage?: Quota.Usage
-): Effect.Effect<LimiterStatus, UnknownBucket | InvalidUsage | BackendUnavailable, RateLimited> =>
+): Effect.Effect<LimiterStatus, RateLimitError, RateLimited> =>
   Effect.flatMap(RateLimited, (service) => service.status(bucket, usage))

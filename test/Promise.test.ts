@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest"
-import { BackendUnavailable, CapacityExceeded, ConfigurationError, createRateLimiter, QueueOverflow, ReservationNotFound, UnknownBucket } from "../src/index.js"
+import { BackendUnavailable, CapacityExceeded, ConfigurationError, createRateLimiter, LimiterClosed, QueueOverflow, ReservationNotFound, UnknownBucket } from "../src/index.js"
 import type { RateLimiter } from "../src/index.js"
 
 // One token an hour: the first call takes it, every later one has to wait, so nothing here depends on timing.
@@ -118,10 +118,10 @@ describe("createRateLimiter", () => {
     const waiting = limiter.submit({ bucket: "hourly" }, async () => "never")
     await new Promise((resolve) => setImmediate(resolve))
     const closing = limiter.close()
-    await expect(waiting).rejects.toMatchObject({ name: "AbortError" })
+    await expect(waiting).rejects.toBeInstanceOf(LimiterClosed)
     finish("done")
     await expect(running).resolves.toBe("done")
     await closing
-    await expect(limiter.submit({ bucket: "hourly" }, async () => 1)).rejects.toMatchObject({ name: "AbortError" })
+    await expect(limiter.submit({ bucket: "hourly" }, async () => 1)).rejects.toBeInstanceOf(LimiterClosed)
   })
 })

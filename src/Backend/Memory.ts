@@ -5,15 +5,15 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import { Backend, type BackendService } from "../Backend.js"
-import { ReservationNotFound } from "../Errors.js"
+import { Backend, type BackendService, type ReserveResult } from "../Backend.js"
+import { CapacityExceeded, ReservationNotFound } from "../Errors.js"
 import { BucketState } from "../internal/bucketState.js"
-import * as LocalState from "../internal/localState.js"
 import type { Bucket } from "../Quota.js"
 
 /**
  * Makes a memory backend on the `Clock` of the fiber that makes it (`TestClock` in tests), read to the
- * nanosecond. Each bucket's state is created on first use.
+ * nanosecond. Each bucket's state is created on first use. Its `local` face serves the same state
+ * synchronously.
  *
  * @example
  * ```ts
@@ -41,9 +41,21 @@ export const make: Effect.Effect<BackendService> = Effect.map(Effect.clock, (clo
   // not when the millisecond ticks over.
   const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1e6
 
-  return LocalState.register(Backend.of({
-    reserve: (bucket, charge, maxWaitMs) =>
-      Effect.suspend(() => LocalState.reserveResult(bucket.name, stateOf(bucket).reserve(charge, now(), maxWaitMs))),
+  const reserve = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) =>
+    Effect.suspend((): Effect.Effect<ReserveResult, CapacityExceeded> => {
+      const outcome = stateOf(bucket).reserve(charge, now(), maxWaitMs)
+      switch (outcome._tag) {
+        case "Reserved":
+          return Effect.succeed({ _tag: "Reserved", reservation: { id: outcome.id, bucket: bucket.name, at: outcome.at } })
+        case "Wait":
+          return Effect.succeed(outcome)
+        case "TooLarge":
+          return Effect.fail(new CapacityExceeded({ bucket: bucket.name, reason: "too-large", metric: outcome.metric }))
+      }
+    })
+
+  return Backend.of({
+    reserve,
     settle: (bucket, id, actual) =>
       Effect.suspend(() =>
         stateOf(bucket).settle(id, actual, now()) ? Effect.void : Effect.fail(new ReservationNotFound({ bucket: bucket.name, id }))
@@ -58,8 +70,9 @@ export const make: Effect.Effect<BackendService> = Effect.map(Effect.clock, (clo
         stateOf(bucket).observe(used, at + blockForMs, at)
       }),
     forget: (bucket) => Effect.sync(() => states.delete(bucket.name)),
-    status: (bucket, demand) => Effect.sync(() => stateOf(bucket).status(now(), demand))
-  }), { now, stateOf })
+    status: (bucket, demand) => Effect.sync(() => stateOf(bucket).status(now(), demand)),
+    local: { now, bucket: stateOf }
+  })
 })
 
 /**

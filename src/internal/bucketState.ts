@@ -6,14 +6,11 @@
  *
  * @internal
  */
-import type { BackendStatus } from "../Backend.js"
+import type { BackendStatus, LocalBucket, LocalOutcome } from "../Backend.js"
 import type { Bucket } from "../Quota.js"
 import { effectiveLimit, type Hold, makeMeter, type Meter } from "./meters.js"
 
-export type ReserveOutcome =
-  | { readonly _tag: "Reserved"; readonly id: string; readonly at: number }
-  | { readonly _tag: "Wait"; readonly retryAfterMs: number }
-  | { readonly _tag: "TooLarge"; readonly metric: string }
+export type ReserveOutcome = LocalOutcome
 
 interface Open {
   readonly at: number
@@ -23,7 +20,7 @@ interface Open {
 /** Longest chain of "fits on this quota, then not on that one" the earliest-time search follows. */
 const MAX_ROUNDS = 64
 
-export class BucketState {
+export class BucketState implements LocalBucket {
   private readonly meters: ReadonlyArray<Meter>
   private readonly open = new Map<string, Open>()
   private lastBooked = -Infinity

@@ -1,0 +1,216 @@
+/**
+ * The scheduler of one bucket in this process: a FIFO of waiting callers and one driver fiber that books the
+ * head at the backend as soon as its charge fits, then the next, and so on.
+ *
+ * Only the head is ever booked, and only when it fits now, so capacity that comes back early (a refund at
+ * settlement, a release on interruption) reaches the callers already waiting instead of freezing bookings
+ * made in advance. A waiting caller costs a queue entry: no fiber and no timer of its own; the driver sleeps
+ * until the head fits or a deadline passes, and is woken when the queue or the capacity changes.
+ *
+ * The hand-over is synchronous: the driver takes a ticket out of the queue and calls its `admit` in one step,
+ * so a reservation is always either in a ticket's hands or given back by the driver (a ticket cancelled
+ * while the backend answered), never in between.
+ *
+ * @internal
+ */
+import { Effect, Either } from "effect"
+import type { BackendService, LocalBucket, Reservation } from "../Backend.js"
+import { type BackendUnavailable, CapacityExceeded, LimiterClosed, QueueOverflow } from "../Errors.js"
+import type { Bucket } from "../Quota.js"
+import { DeadlineHeap } from "./deadlineHeap.js"
+
+/** A caller waiting for admission: what it costs, until when it waits, and how it hears back. */
+export interface Ticket {
+  readonly charge: ReadonlyArray<number>
+  /** Epoch milliseconds (the scheduler's clock) after which the caller gives up; `Infinity` for none. */
+  deadline: number
+  /** Takes the booking: from here on the ticket's owner settles or releases it. */
+  readonly admit: (reservation: Reservation) => void
+  readonly fail: (error: CapacityExceeded | BackendUnavailable | LimiterClosed) => void
+  prev: Ticket | undefined
+  next: Ticket | undefined
+  queued: boolean
+}
+
+export class Scheduler {
+  private head: Ticket | undefined
+  private tail: Ticket | undefined
+  private count = 0
+  private closed = false
+  private readonly deadlines = new DeadlineHeap<Ticket>()
+  /** Sum of the queued charges per quota: what stands ahead of a newcomer. */
+  readonly demand: Array<number>
+  private readonly wake = Effect.unsafeMakeLatch(false)
+  /** A concurrency quota: settling gives its slot back even when the charge is kept. */
+  private hasSlots: boolean
+  /** Set when the backend's state lives in this process: then booking needs no effect. */
+  readonly local: LocalBucket | undefined
+  /** The time deadlines are kept in: the local backend's own, else the limiter's clock. */
+  readonly now: () => number
+
+  constructor(public bucket: Bucket, private readonly backend: BackendService, clockNow: () => number) {
+    this.demand = bucket.quotas.map(() => 0)
+    this.hasSlots = bucket.quotas.some((quota) => quota.algorithm === "concurrency")
+    this.local = backend.local?.bucket(bucket)
+    this.now = backend.local?.now ?? clockNow
+  }
+
+  /**
+   * Books `charge` at once when nobody waits and the backend's state is in this process; `undefined` when the
+   * caller has to queue (it waits, someone is ahead, the backend is shared, or the scheduler is closed).
+   */
+  tryNow(charge: ReadonlyArray<number>): Reservation | undefined {
+    if (this.count > 0 || this.local === undefined || this.closed) return undefined
+    const outcome = this.local.reserve(charge, this.now(), 0)
+    return outcome._tag === "Reserved" ? { id: outcome.id, bucket: this.bucket.name, at: outcome.at } : undefined
+  }
+
+  /** Capacity came back (a settle or a release): let the driver look again, unless nothing can have changed. */
+  freed(actual: ReadonlyArray<number | undefined> | undefined): void {
+    // Keeping the charge frees nothing but a concurrency slot.
+    if (actual === undefined || this.hasSlots || actual.some((amount) => amount !== undefined)) this.notify()
+  }
+
+  /** Runs under the same quotas at other limits from now on (see `Learning`). */
+  retune(bucket: Bucket): void {
+    this.bucket = bucket
+    this.hasSlots = bucket.quotas.some((quota) => quota.algorithm === "concurrency")
+    this.local?.retune(bucket)
+    this.notify()
+  }
+
+  get length(): number {
+    return this.count
+  }
+
+  /** Queues a ticket; a closed scheduler, or a queue of `maxQueue` tickets, refuses it. */
+  enqueue(ticket: Ticket): LimiterClosed | QueueOverflow | undefined {
+    if (this.closed) return new LimiterClosed({})
+    if (this.count >= this.bucket.maxQueue) return new QueueOverflow({ bucket: this.bucket.name, maxQueue: this.bucket.maxQueue })
+    ticket.queued = true
+    ticket.prev = this.tail
+    if (this.tail === undefined) this.head = ticket
+    else this.tail.next = ticket
+    this.tail = ticket
+    this.count++
+    ticket.charge.forEach((amount, i) => (this.demand[i] += amount))
+    if (ticket.deadline !== Infinity) this.deadlines.push(ticket.deadline, ticket)
+    // Only the head is ever booked: a ticket behind it changes nothing the driver waits for, unless it brings
+    // a deadline to keep.
+    if (ticket === this.head || ticket.deadline !== Infinity) this.notify()
+    return undefined
+  }
+
+  /** Takes a ticket out of the queue; false when it was no longer waiting (admitted or failed). */
+  cancel(ticket: Ticket): boolean {
+    if (!ticket.queued) return false
+    const wasHead = ticket === this.head
+    this.unlink(ticket)
+    if (wasHead) this.notify()
+    return true
+  }
+
+  /** The queue or the capacity changed: let the driver look again, if anyone is waiting for it to. */
+  notify(): void {
+    if (this.count > 0) this.wake.unsafeOpen()
+  }
+
+  /** Shuts the scheduler: every waiting caller is told, and nothing is admitted any more. */
+  close(): void {
+    this.closed = true
+    while (this.head !== undefined) {
+      const ticket = this.head
+      this.unlink(ticket)
+      ticket.fail(new LimiterClosed({}))
+    }
+  }
+
+  private unlink(ticket: Ticket): void {
+    ticket.queued = false
+    if (ticket.prev === undefined) this.head = ticket.next
+    else ticket.prev.next = ticket.next
+    if (ticket.next === undefined) this.tail = ticket.prev
+    else ticket.next.prev = ticket.prev
+    ticket.prev = ticket.next = undefined
+    this.count--
+    ticket.charge.forEach((amount, i) => (this.demand[i] -= amount))
+  }
+
+  /**
+   * Fails the tickets whose deadline has passed, once the head has had its look at the backend (a deadline of
+   * now, `maxWait: 0`, means "only if it fits now", not "never"); returns the next deadline.
+   */
+  private expire(now: number, headWaitMs: number): number {
+    for (;;) {
+      const next = this.deadlines.peek()
+      if (next === undefined) return Infinity
+      if (!next.queued) {
+        this.deadlines.pop()
+        continue
+      }
+      if (next.deadline >= now) return next.deadline
+      this.deadlines.pop()
+      const wasHead = next === this.head
+      this.unlink(next)
+      const retryAfterMs = wasHead && headWaitMs !== Infinity ? headWaitMs : undefined
+      next.fail(new CapacityExceeded({ bucket: this.bucket.name, reason: "max-wait", ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }))
+    }
+  }
+
+  /** Admits heads while they fit; returns how long until the head may fit or a deadline passes. */
+  private readonly drain: Effect.Effect<number> = Effect.gen(this, function*() {
+    for (;;) {
+      const head = this.head
+      if (head === undefined) return Infinity
+      const result = yield* Effect.either(this.backend.reserve(this.bucket, head.charge, 0))
+      if (!head.queued) {
+        // Cancelled while the backend answered: a booking made for it goes back.
+        if (Either.isRight(result) && result.right._tag === "Reserved") {
+          yield* Effect.ignore(this.backend.release(this.bucket, result.right.reservation.id))
+        }
+        continue
+      }
+      if (Either.isLeft(result)) {
+        this.unlink(head)
+        head.fail(result.left)
+      } else if (result.right._tag === "Reserved") {
+        this.unlink(head)
+        head.admit(result.right.reservation)
+      } else {
+        const now = this.now()
+        const nextDeadline = this.expire(now, result.right.retryAfterMs)
+        if (this.head !== head) continue
+        // A backend shared with other processes is asked again every pollMs: capacity they free wakes nobody here.
+        return Math.min(result.right.retryAfterMs, nextDeadline - now, this.backend.pollMs ?? Infinity)
+      }
+    }
+  })
+
+  /** `drain` when the backend's state is in this process: one synchronous pass, no effect per admission. */
+  private drainLocal(local: LocalBucket): number {
+    for (;;) {
+      const head = this.head
+      if (head === undefined) return Infinity
+      const now = this.now()
+      const outcome = local.reserve(head.charge, now, 0)
+      if (outcome._tag === "Wait") {
+        const nextDeadline = this.expire(now, outcome.retryAfterMs)
+        if (this.head !== head) continue
+        return Math.min(outcome.retryAfterMs, nextDeadline - now)
+      }
+      this.unlink(head)
+      if (outcome._tag === "Reserved") head.admit({ id: outcome.id, bucket: this.bucket.name, at: outcome.at })
+      else head.fail(new CapacityExceeded({ bucket: this.bucket.name, reason: "too-large", metric: outcome.metric }))
+    }
+  }
+
+  /** The driver: runs for the lifetime of the limiter. */
+  readonly run: Effect.Effect<never> = Effect.gen(this, function*() {
+    for (;;) {
+      this.wake.unsafeClose()
+      const delay = this.local === undefined ? yield* this.drain : this.drainLocal(this.local)
+      if (delay === Infinity) yield* this.wake.await
+      else yield* Effect.raceFirst(this.wake.await, Effect.sleep(Math.max(1, Math.ceil(delay))))
+    }
+  })
+}
