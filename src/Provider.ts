@@ -98,6 +98,8 @@ export interface ReportedLimit {
  * - `rate-limited`: a quota was exceeded; waiting frees it;
  * - `overloaded`: the provider is short of capacity (Anthropic 529, 503s, Azure "high demand"); not a quota;
  * - `too-large`: the request alone exceeds a limit; retrying cannot help;
+ * - `billing`: the account is out of credit or over a spending limit (OpenAI's `insufficient_quota` 429,
+ *   Anthropic's `billing_error`, a 402); retrying cannot help until someone pays;
  * - `daily`: a per-day quota was exceeded; a short retry hint does not mean it is back;
  * - `other`.
  *
@@ -108,7 +110,7 @@ export interface ReportedLimit {
  * ```
  * @since 0.1.0
  */
-export type RetryKind = "rate-limited" | "overloaded" | "too-large" | "daily" | "other"
+export type RetryKind = "rate-limited" | "overloaded" | "too-large" | "billing" | "daily" | "other"
 
 /**
  * Where a retry delay came from.
@@ -134,9 +136,16 @@ export type RetrySource = "retry-after-ms" | "retry-after" | "header" | "retry-i
  */
 export interface RetryAdvice {
   readonly kind: RetryKind
-  /** Whether a retry can succeed: `x-should-retry` when sent, otherwise false for `too-large` and non-retryable statuses. */
+  /**
+   * Whether a retry soon can succeed: `x-should-retry` when sent; otherwise true for `rate-limited` and
+   * `overloaded`, false for `too-large`, `billing` and `daily`, and for `other` true on 408, 409, 429 and 5xx.
+   */
   readonly retry: boolean
-  /** How long to wait before retrying, when the response says (absent: use your own backoff). */
+  /**
+   * How long to wait before retrying, when the response says (absent: use your own backoff). A `daily`
+   * refusal keeps the delay it states although it is not retried: it is when the quota may be back, a hint
+   * only (Gemini states tens of seconds for a quota that resets at midnight Pacific time).
+   */
   readonly delayMs?: number
   readonly source?: RetrySource
   /** The error message of the body. */
