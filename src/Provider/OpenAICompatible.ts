@@ -7,7 +7,6 @@
  * @since 0.1.0
  */
 import { Either } from "effect"
-import { withOverrides } from "../internal/provider/family.js"
 import {
   headerEntries,
   headerReader,
@@ -17,15 +16,13 @@ import {
   reported
 } from "../internal/provider/headers.js"
 import { at, count, isRecord, stringify } from "../internal/provider/json.js"
-import { chargeOpenAIShape, openaiTokensUsage } from "../internal/provider/openaiShape.js"
-import { requestQuotas, tokenQuotas } from "../internal/provider/quotas.js"
+import { makeProvider } from "../internal/provider/make.js"
+import { openaiTokensUsage } from "../internal/provider/openaiShape.js"
+import { requestQuotas } from "../internal/provider/quotas.js"
 import { retryAdvice } from "../internal/provider/retry.js"
-import * as Tokens from "../internal/provider/tokens.js"
-import type { Charging, HeadersInput, LimitWindow, Limits, Provider, ProviderName, ReportedLimit } from "../Provider.js"
-import type { QuotaInput, Usage } from "../Quota.js"
-import { DEFAULT_MAX_TOKENS, MEDIA_TOKENS } from "./OpenAI.js"
-
-const identity = (model: string) => model
+import type { Charging, LimitWindow, MakeOptions, Provider, ProviderName, ReportedLimit } from "../Provider.js"
+import type { Usage } from "../Quota.js"
+import { DEFAULT_MAX_TOKENS } from "./OpenAI.js"
 
 const tokenCharging = (extra: string): Charging => ({
   metrics: ["requests", "tokens"],
@@ -33,43 +30,16 @@ const tokenCharging = (extra: string): Charging => ({
   rule: `tokens = estimated prompt tokens + max_tokens (or ${DEFAULT_MAX_TOKENS}) × n, no refund. ${extra}`
 })
 
-const standardQuotas = (limits: Limits): Array<QuotaInput> => [
-  ...requestQuotas(limits),
-  ...tokenQuotas("tokens", limits.tpm, limits.tpd, false)
-]
-
 const make = (
   name: Extract<ProviderName, "groq" | "together" | "mistral" | "openrouter" | "deepseek">,
-  parts: {
-    readonly charging: Charging
-    readonly family?: (model: string) => string
-    readonly parseHeaders?: (headers: HeadersInput, now: number) => ReadonlyArray<ReportedLimit>
-    readonly usageOf?: (body: unknown) => Usage | undefined
-    readonly retryAfter?: Provider["retryAfter"]
-    readonly quotas?: (limits: Limits) => ReadonlyArray<QuotaInput>
-    readonly chargesTokens?: boolean
-  }
+  parts: Omit<MakeOptions, "name"> & { readonly chargesTokens?: boolean }
 ): Provider => {
-  const family = parts.family ?? identity
-  const charge = chargeOpenAIShape(name, {
-    defaultMaxTokens: DEFAULT_MAX_TOKENS,
-    promptTokens: (prompt) => Tokens.estimatePromptTokens(prompt, MEDIA_TOKENS),
-    family
-  })
-  const usageOf = parts.usageOf ?? ((body: unknown) => openaiTokensUsage(body))
-  return {
-    name,
-    charging: parts.charging,
-    chargeOf: parts.chargesTokens === false
-      ? (request, model) => Either.map(charge(request, model), (): Usage => ({}))
-      : charge,
-    usageOf,
-    streamUsage: usageOf,
-    parseHeaders: parts.parseHeaders ?? (() => []),
-    retryAfter: parts.retryAfter ?? ((status, headers, body, now) => retryAdvice(status, headers, body, now)),
-    family: withOverrides(family),
-    quotas: parts.quotas ?? standardQuotas
-  }
+  const { chargesTokens, ...options } = parts
+  // Headers are read only where the provider documents them.
+  const provider = makeProvider({ name, parseHeaders: () => [], ...options })
+  return chargesTokens === false
+    ? { ...provider, chargeOf: (request, model) => Either.map(provider.chargeOf(request, model), (): Usage => ({})) }
+    : provider
 }
 
 /**
