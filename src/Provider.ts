@@ -330,7 +330,8 @@ export const providers: { readonly [N in ProviderName]: Provider } = {
   together: OpenAICompatible.together,
   mistral: OpenAICompatible.mistral,
   openrouter: OpenAICompatible.openrouter,
-  deepseek: OpenAICompatible.deepseek
+  deepseek: OpenAICompatible.deepseek,
+  venice: OpenAICompatible.venice
 }
 
 /**

@@ -262,6 +262,7 @@ export type ProviderName =
   | "mistral"
   | "openrouter"
   | "deepseek"
+  | "venice"
 
 /**
  * A decoded limiter configuration.

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Provider from "../../src/Provider.js"
 
 const NOW = Date.UTC(2025, 10, 8, 12, 0, 0)
-const { anthropic, bedrock, deepseek, gemini, groq, mistral, openai, openrouter, together, vertex } = Provider.providers
+const { anthropic, bedrock, deepseek, gemini, groq, mistral, openai, openrouter, together, venice, vertex } = Provider.providers
 const azure = Provider.providers["azure-openai"]
 
 // Bodies as quoted in the reference, as raw response text.
@@ -265,5 +265,39 @@ describe("billing refusals are not retried", () => {
       retry: true,
       delayMs: 2_000
     })
+  })
+})
+
+describe("Venice", () => {
+  const epoch = NOW / 1000
+
+  it("a 429 waits for the reset of the metric reported exhausted", () => {
+    const headers = {
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": String(epoch + 12),
+      "x-ratelimit-remaining-tokens": "5000",
+      "x-ratelimit-reset-tokens": "40"
+    }
+    expect(venice.retryAfter(429, headers, { error: "Rate limit exceeded" }, NOW)).toEqual({
+      kind: "rate-limited",
+      retry: true,
+      delayMs: 12_000,
+      source: "header",
+      message: "Rate limit exceeded"
+    })
+    // retry-after, when sent, comes first.
+    expect(venice.retryAfter(429, { ...headers, "retry-after": "3" }, "", NOW)).toMatchObject({ delayMs: 3_000, source: "retry-after" })
+  })
+
+  it("the block after repeated failures: 30 s from its message", () => {
+    const body = {
+      error: "Too many failed attempts (> 20) resulting in a non-success status code. Please wait 30s and try again. See https://docs.venice.ai/api-reference/rate-limiting for more information."
+    }
+    expect(venice.retryAfter(429, {}, body, NOW)).toMatchObject({ kind: "rate-limited", retry: true, delayMs: 30_000, source: "message" })
+  })
+
+  it("a 402 is billing: an empty balance or a key's spending limit", () => {
+    const body = { error: "Insufficient USD or Diem balance to complete request. Visit https://venice.ai/settings/api to add credits." }
+    expect(venice.retryAfter(402, {}, body, NOW)).toMatchObject({ kind: "billing", retry: false })
   })
 })

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import * as Provider from "../../src/Provider.js"
 
-const { anthropic, bedrock, deepseek, gemini, groq, mistral, openai, openrouter, together, vertex } = Provider.providers
+const { anthropic, bedrock, deepseek, gemini, groq, mistral, openai, openrouter, together, venice, vertex } = Provider.providers
 const azure = Provider.providers["azure-openai"]
 
 const charge = (provider: Provider.Provider, request: unknown, model?: string) => Either.getOrThrow(provider.chargeOf(request, model))
@@ -154,7 +154,7 @@ describe("chargeOf", () => {
 
   it("OpenAI-compatible: character estimate + max_tokens; OpenRouter charges requests only", () => {
     const body = { model: "llama-3.1-8b-instant", messages: [{ role: "user", content: "Hello, world!" }], max_tokens: 100 }
-    for (const provider of [groq, together, mistral, deepseek]) {
+    for (const provider of [groq, together, mistral, deepseek, venice]) {
       expect(charge(provider, body)).toEqual({ tokens: 4 + 4 + 100 })
     }
     expect(charge(openrouter, body)).toEqual({})

@@ -126,7 +126,7 @@ export const classify = (facts: ErrorFacts): RetryKind => {
 }
 
 const AZURE_SECONDS = /(?:try again in|retry after|retry in)\s+(\d+(?:\.\d+)?)\s*seconds?\b/i
-const GO_HINT = new RegExp(`(?:try again in|retry in|retry after)\\s+(${goDurationPattern})(?![A-Za-z\u00b5\u03bc])`, "i")
+const GO_HINT = new RegExp(`(?:try again in|retry in|retry after|wait)\\s+(${goDurationPattern})(?![A-Za-z\u00b5\u03bc])`, "i")
 const PROTO_DURATION = /^(\d+(?:\.\d+)?)s$/
 
 /**
@@ -148,7 +148,8 @@ export const retryInfoDelay = (body: unknown): number | undefined => {
 
 /**
  * A delay stated in an error message: Azure's "Try again in 2 seconds" / "retry after 86400 seconds", then
- * Go durations as OpenAI, Groq and Gemini write them ("Please try again in 644ms", "in 1.5s", "retry in 33.9s").
+ * Go durations as OpenAI, Groq and Gemini write them ("Please try again in 644ms", "in 1.5s", "retry in 33.9s")
+ * and as Venice's block of repeated failures does ("Please wait 30s and try again").
  *
  * @example
  * messageDelay("Rate limit is exceeded. Try again in 2 seconds.") // 2000
