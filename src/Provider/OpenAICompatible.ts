@@ -64,7 +64,9 @@ export const groq: Provider = make("groq", {
   usageOf: (body) => {
     // Groq streams put the usage under `x_groq` in the last chunk.
     const source = isRecord(at(body, "x_groq", "usage")) ? at(body, "x_groq") : body
-    return openaiTokensUsage(source, (usage) => count(at(usage, "prompt_tokens_details", "cached_tokens")) ?? 0)
+    // Chat reports cached tokens under `prompt_tokens_details`, the Responses API under `input_tokens_details`.
+    return openaiTokensUsage(source, (usage) =>
+      count(at(usage, "prompt_tokens_details", "cached_tokens")) ?? count(at(usage, "input_tokens_details", "cached_tokens")) ?? 0)
   }
 })
 
