@@ -9,7 +9,8 @@
  * - `retryAfter(status, headers, body, now)`: how long to wait, and whether the failure is a quota, an
  *   overload, a request too large to ever fit, or a daily quota;
  * - `family(model)`: the bucket a model name shares (`gpt-4o-2024-08-06` → `gpt-4o`);
- * - `quotas(limits)` and `presetQuotas(...)`: limits as `QuotaInput`s for the provider's charging rule.
+ * - `quotas(limits)` and `presetQuotas(...)`: limits as `QuotaInput`s for the provider's charging rule;
+ * - `make(options)`: a provider of your own, OpenAI-compatible wherever you say nothing.
  *
  * @since 0.1.0
  */

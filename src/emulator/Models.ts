@@ -6,7 +6,7 @@
  * so any id is found; the list holds a few defaults and every model a request has named.
  *
  * They are not charged on any quota: listing models spends no tokens, and neither provider counts it
- * toward the limits of generation (providers.md lists none for it).
+ * toward the limits of generation (the reference notes list no limit on it).
  *
  * @example
  * import { modelList } from "./Models.js"
