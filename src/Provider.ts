@@ -9,7 +9,8 @@
  * - `retryAfter(status, headers, body, now)`: how long to wait, and whether the failure is a quota, an
  *   overload, a request too large to ever fit, or a daily quota;
  * - `family(model)`: the bucket a model name shares (`gpt-4o-2024-08-06` → `gpt-4o`);
- * - `quotas(limits)` and `presetQuotas(...)`: limits as `QuotaInput`s for the provider's charging rule.
+ * - `quotas(limits)` and `presetQuotas(...)`: limits as `QuotaInput`s for the provider's charging rule;
+ * - `make(options)`: a provider of your own, OpenAI-compatible wherever you say nothing.
  *
  * @since 0.1.0
  */
@@ -22,6 +23,7 @@ import * as Gemini from "./Provider/Gemini.js"
 import * as OpenAI from "./Provider/OpenAI.js"
 import * as OpenAICompatible from "./Provider/OpenAICompatible.js"
 import * as Presets from "./Provider/presets.js"
+import { makeProvider } from "./internal/provider/make.js"
 import type * as Quota from "./Quota.js"
 import type { QuotaInput, Usage } from "./Quota.js"
 
@@ -98,6 +100,8 @@ export interface ReportedLimit {
  * - `rate-limited`: a quota was exceeded; waiting frees it;
  * - `overloaded`: the provider is short of capacity (Anthropic 529, 503s, Azure "high demand"); not a quota;
  * - `too-large`: the request alone exceeds a limit; retrying cannot help;
+ * - `billing`: the account is out of credit or over a spending limit (OpenAI's `insufficient_quota` 429,
+ *   Anthropic's `billing_error`, a 402); retrying cannot help until someone pays;
  * - `daily`: a per-day quota was exceeded; a short retry hint does not mean it is back;
  * - `other`.
  *
@@ -108,7 +112,7 @@ export interface ReportedLimit {
  * ```
  * @since 0.1.0
  */
-export type RetryKind = "rate-limited" | "overloaded" | "too-large" | "daily" | "other"
+export type RetryKind = "rate-limited" | "overloaded" | "too-large" | "billing" | "daily" | "other"
 
 /**
  * Where a retry delay came from.
@@ -134,9 +138,16 @@ export type RetrySource = "retry-after-ms" | "retry-after" | "header" | "retry-i
  */
 export interface RetryAdvice {
   readonly kind: RetryKind
-  /** Whether a retry can succeed: `x-should-retry` when sent, otherwise false for `too-large` and non-retryable statuses. */
+  /**
+   * Whether a retry soon can succeed: `x-should-retry` when sent; otherwise true for `rate-limited` and
+   * `overloaded`, false for `too-large`, `billing` and `daily`, and for `other` true on 408, 409, 429 and 5xx.
+   */
   readonly retry: boolean
-  /** How long to wait before retrying, when the response says (absent: use your own backoff). */
+  /**
+   * How long to wait before retrying, when the response says (absent: use your own backoff). A `daily`
+   * refusal keeps the delay it states although it is not retried: it is when the quota may be back, a hint
+   * only (Gemini states tens of seconds for a quota that resets at midnight Pacific time).
+   */
   readonly delayMs?: number
   readonly source?: RetrySource
   /** The error message of the body. */
@@ -200,7 +211,11 @@ export interface Limits {
 export type FamilyOverrides = Readonly<Record<string, string>>
 
 /**
- * One provider: its charging rule and the pure functions that read its requests, responses and headers.
+ * One provider: its charging rule and the pure functions that read its requests, responses and headers. The
+ * registry's providers are values of this interface, and so is any provider of your own: build one with
+ * `make` (which fills every part you leave out with OpenAI-compatible behaviour) and pass it as `provider` in
+ * a limiter's configuration. A configuration checks it, and fails with a `ConfigurationError` naming each
+ * field that is missing or of the wrong kind.
  *
  * @example
  * ```ts
@@ -214,7 +229,8 @@ export type FamilyOverrides = Readonly<Record<string, string>>
  * @since 0.1.0
  */
 export interface Provider {
-  readonly name: ProviderName
+  /** A registry name, or any name of your own (it names the provider in errors). */
+  readonly name: string
   readonly charging: Charging
   /**
    * The admission charge of a request body: the prompt estimate plus the provider's rule for output.
@@ -234,6 +250,64 @@ export interface Provider {
   /** Limits as quotas for this provider's charging rule. */
   readonly quotas: (limits: Limits) => ReadonlyArray<QuotaInput>
 }
+
+/**
+ * The parts of a provider that differ from an OpenAI-compatible API, for `make`; only `name` is required.
+ *
+ * @example
+ * ```ts
+ * import type { Provider } from "quotaflow"
+ * const options: Provider.MakeOptions = { name: "my-gateway", charging: { refunds: true }, defaultMaxTokens: 1024 }
+ * ```
+ * @since 0.1.0
+ */
+export interface MakeOptions {
+  readonly name: string
+  /**
+   * Merged over `{ metrics: ["requests", "tokens"], refunds: false, rule }`: prompt plus output limit, kept
+   * whole (a refund the provider does not make causes 429s; a missed one only leaves capacity unused).
+   */
+  readonly charging?: Partial<Charging>
+  /** The output charged by the default `chargeOf` when a body sets no output limit (default 4096). */
+  readonly defaultMaxTokens?: number
+  /** Default: prompt estimated from characters (`estimateTextTokens`) + `max_tokens` (or the default) × `n`. */
+  readonly chargeOf?: Provider["chargeOf"]
+  /** Default: `usage` of a chat, Responses or embeddings body as `{ tokens }`. */
+  readonly usageOf?: Provider["usageOf"]
+  /** Default: `usageOf`, which also reads chat's last chunk and Responses' `response.completed`. */
+  readonly streamUsage?: Provider["streamUsage"]
+  /**
+   * Default: `x-ratelimit-{limit,remaining,reset}-<metric>`, resets as Go durations (`1s`, `6m0s`), seconds from
+   * now or epoch timestamps, windows unknown (a limiter learns them from the resets).
+   */
+  readonly parseHeaders?: Provider["parseHeaders"]
+  /** Default: the SDKs' rules (`x-should-retry`, `retry-after-ms`, `retry-after`, hints in the body). */
+  readonly retryAfter?: Provider["retryAfter"]
+  /** The family of a model name (default: the name itself); configured overrides are consulted first. */
+  readonly family?: (model: string) => string
+  /** Default: requests per second, minute and day, and tokens per minute and day with `charging.refunds`. */
+  readonly quotas?: Provider["quotas"]
+}
+
+/**
+ * A provider of your own, from its name and whatever differs from an OpenAI-compatible API.
+ *
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { createRateLimiter, Provider } from "quotaflow"
+ *
+ * const gateway = Provider.make({
+ *   name: "my-gateway",
+ *   charging: { refunds: true },
+ *   family: (model) => model.replace(/-\d{8}$/, "")
+ * })
+ * Either.getOrThrow(gateway.chargeOf({ model: "m", messages: [{ role: "user", content: "Hi" }], max_tokens: 10 })) // { tokens: 15 }
+ * const limiter = createRateLimiter({ provider: gateway })
+ * ```
+ * @since 0.1.0
+ */
+export const make: (options: MakeOptions) => Provider = makeProvider
 
 /**
  * The registry: every provider by name.
@@ -257,7 +331,8 @@ export const providers: { readonly [N in ProviderName]: Provider } = {
   together: OpenAICompatible.together,
   mistral: OpenAICompatible.mistral,
   openrouter: OpenAICompatible.openrouter,
-  deepseek: OpenAICompatible.deepseek
+  deepseek: OpenAICompatible.deepseek,
+  venice: OpenAICompatible.venice
 }
 
 /**
@@ -275,7 +350,8 @@ export const names: ReadonlyArray<ProviderName> = Object.keys(providers) as Arra
 const isName = (name: string): name is ProviderName => Object.prototype.hasOwnProperty.call(providers, name)
 
 /**
- * A provider by name, or `UnknownProvider` listing the known names.
+ * A provider by name, or `UnknownProvider` listing the known names; a provider given as itself is returned
+ * as it is, so a configuration's `provider` (a name or a provider) resolves in one call.
  *
  * @example
  * ```ts
@@ -283,11 +359,16 @@ const isName = (name: string): name is ProviderName => Object.prototype.hasOwnPr
  * import { Provider } from "quotaflow"
  *
  * const provider = Either.getOrThrow(Provider.get("mistral"))
+ * const own = Either.getOrThrow(Provider.get(Provider.make({ name: "my-gateway" })))
  * ```
  * @since 0.1.0
  */
-export const get = (name: string): Either.Either<Provider, UnknownProvider> =>
-  isName(name) ? Either.right(providers[name]) : Either.left(new UnknownProvider({ provider: name, known: [...names] }))
+export const get = (provider: string | Provider): Either.Either<Provider, UnknownProvider> =>
+  typeof provider !== "string"
+    ? Either.right(provider)
+    : isName(provider)
+    ? Either.right(providers[provider])
+    : Either.left(new UnknownProvider({ provider, known: [...names] }))
 
 /**
  * Merges partial usages: the last value per metric wins (stream chunks report running totals).

@@ -6,6 +6,8 @@
  */
 import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import { ConfigurationError, InvalidUsage } from "./Errors.js"
+import { providerIssues } from "./internal/provider/make.js"
+import * as Provider from "./Provider.js"
 
 /**
  * How a quota counts:
@@ -71,7 +73,8 @@ const QuotaSchema = Schema.Struct({
   limit: PositiveInt,
   window: Schema.optionalWith(WindowMs, { exact: true }),
   algorithm: Schema.optionalWith(AlgorithmSchema, { exact: true, default: () => "token-bucket" as const }),
-  refunds: Schema.optionalWith(Schema.Boolean, { exact: true, default: () => true })
+  // No default here: an absent `refunds` follows the configuration's provider (see `refundsByDefault`).
+  refunds: Schema.optionalWith(Schema.Boolean, { exact: true })
 })
 
 const BucketSchema = Schema.Struct({
@@ -82,9 +85,23 @@ const BucketSchema = Schema.Struct({
   maxQueue: Schema.optionalWith(PositiveInt, { exact: true, default: () => Number.MAX_SAFE_INTEGER })
 })
 
-const ProviderNameSchema = Schema.Literal(
-  "openai", "azure-openai", "anthropic", "bedrock", "gemini", "vertex", "groq", "together", "mistral", "openrouter", "deepseek"
-).annotations({ message: expected("a known provider (openai, azure-openai, anthropic, bedrock, gemini, vertex, groq, together, mistral, openrouter, deepseek)") })
+const isProviderName = (input: unknown): input is ProviderName =>
+  typeof input === "string" && Object.hasOwn(Provider.providers, input)
+
+const providerMessage = (issue: ParseResult.ParseIssue) => {
+  const issues = typeof issue.actual === "object" && issue.actual !== null ? providerIssues(issue.actual) : []
+  return {
+    message: issues.length > 0
+      ? `not a Provider: missing or invalid ${issues.join(", ")} (Provider.make fills in what is left out)`
+      : `expected a known provider (${Provider.names.join(", ")}) or a Provider, got ${describe(issue.actual)}`,
+    override: true
+  }
+}
+
+// A declaration, not a schema of the interface: a provider is taken as it is, its functions intact.
+const ProviderSchema = Schema.declare(
+  (input: unknown): input is ProviderName | Provider.Provider => isProviderName(input) || providerIssues(input).length === 0
+).annotations({ message: providerMessage })
 
 const RetrySchema = Schema.Struct({
   maxAttempts: Schema.optionalWith(PositiveInt, { exact: true, default: () => 4 }),
@@ -100,7 +117,7 @@ const BreakerSchema = Schema.Struct({
 
 const BucketsSchema = Schema.Struct({
   buckets: Schema.optionalWith(Schema.Record({ key: Schema.String, value: BucketSchema }), { exact: true, default: () => ({}) }),
-  provider: Schema.optionalWith(ProviderNameSchema, { exact: true }),
+  provider: Schema.optionalWith(ProviderSchema, { exact: true }),
   retry: Schema.optionalWith(RetrySchema, { exact: true, default: () => ({ maxAttempts: 4, baseDelay: 500, maxDelay: 60_000 }) }),
   breaker: Schema.optionalWith(BreakerSchema, { exact: true }),
   mode: Schema.optionalWith(Schema.Literal("basic", "intelligent").annotations({ message: expected(`"basic" or "intelligent"`) }), {
@@ -135,7 +152,11 @@ export interface QuotaInput {
   /** An Effect duration (`"1 minute"`, `"10 seconds"`) or milliseconds; not used by `concurrency`. */
   readonly window?: Duration.DurationInput | string
   readonly algorithm?: Algorithm
-  /** Whether unused capacity comes back when a call settles below its charge (default `true`). */
+  /**
+   * Whether unused capacity comes back when a call settles below its charge. Default: as the configuration's
+   * `provider` settles on the metrics it charges (`provider.charging.refunds`: OpenAI keeps what it charged,
+   * Anthropic gives unused output back), and `true` otherwise.
+   */
   readonly refunds?: boolean
 }
 
@@ -185,8 +206,11 @@ export interface BucketInput {
  */
 export interface LimiterConfig {
   readonly buckets?: Readonly<Record<string, BucketInput>>
-  /** The provider whose headers, retry hints and usage the limiter reads (see `Provider`). */
-  readonly provider?: ProviderName
+  /**
+   * The provider whose headers, retry hints and usage the limiter reads, and whose charging rule sets the
+   * quotas' default `refunds`: a registry name, or a provider of your own (`Provider.make`).
+   */
+  readonly provider?: ProviderName | Provider.Provider
   /** Retries of calls the provider refused with a retryable status (429, 529, 503). */
   readonly retry?: RetryInput
   /**
@@ -250,6 +274,7 @@ export type ProviderName =
   | "mistral"
   | "openrouter"
   | "deepseek"
+  | "venice"
 
 /**
  * A decoded limiter configuration.
@@ -258,7 +283,8 @@ export type ProviderName =
  */
 export interface Settings {
   readonly buckets: ReadonlyMap<string, Bucket>
-  readonly provider: ProviderName | undefined
+  /** The configured provider, resolved from its name. */
+  readonly provider: Provider.Provider | undefined
   readonly retry: { readonly maxAttempts: number; readonly baseDelay: number; readonly maxDelay: number }
   readonly breaker: { readonly failureThreshold: number; readonly failureWindow: number; readonly openFor: number } | undefined
   readonly mode: "basic" | "intelligent"
@@ -351,19 +377,20 @@ export const decodeSettings = (input: unknown): Effect.Effect<Settings, Configur
     onRight: (config) => {
       const issues: Array<string> = []
       const buckets = new Map<string, Bucket>()
+      const provider = isProviderName(config.provider) ? Provider.providers[config.provider] : config.provider
       for (const [name, bucket] of Object.entries(config.buckets)) {
         bucket.quotas.forEach((quota, i) => {
           if (quota.window === undefined && quota.algorithm !== "concurrency") {
             issues.push(`buckets.${name}.quotas[${i}].window: required for the "${quota.algorithm}" algorithm`)
           }
         })
-        buckets.set(name, toBucket(name, bucket))
+        buckets.set(name, toBucket(name, bucket, provider))
       }
       return issues.length > 0
         ? Effect.fail(new ConfigurationError({ issues }))
         : Effect.succeed({
           buckets,
-          provider: config.provider,
+          provider,
           retry: config.retry,
           breaker: config.breaker,
           mode: config.mode,
@@ -374,14 +401,21 @@ export const decodeSettings = (input: unknown): Effect.Effect<Settings, Configur
     }
   })
 
-const toBucket = (name: string, bucket: typeof BucketSchema.Type): Bucket => ({
+/**
+ * The one default of `refunds`: a quota on a metric its provider charges refunds as that provider settles
+ * (refunding where the provider keeps the charge causes 429s); any other quota refunds.
+ */
+const refundsByDefault = (provider: Provider.Provider | undefined, metric: string): boolean =>
+  provider !== undefined && provider.charging.metrics.includes(metric) ? provider.charging.refunds : true
+
+const toBucket = (name: string, bucket: typeof BucketSchema.Type, provider: Provider.Provider | undefined): Bucket => ({
   name,
   quotas: bucket.quotas.map((quota) => ({
     metric: quota.metric,
     limit: quota.limit,
     windowMs: quota.window ?? 0,
     algorithm: quota.algorithm,
-    refunds: quota.refunds
+    refunds: quota.refunds ?? refundsByDefault(provider, quota.metric)
   })),
   safetyRatio: bucket.safetyRatio,
   burstMultiplier: bucket.burstMultiplier,

@@ -33,7 +33,7 @@ describe("ConfigFile", () => {
       assert.deepStrictEqual(error.issues, [
         "buckets.gpt-4o.quotas[1].limit: expected a positive integer, got -5",
         "buckets.gpt-4o.burstMultiplier: expected a finite number >= 1, got 0.5",
-        "provider: expected a known provider (openai, azure-openai, anthropic, bedrock, gemini, vertex, groq, together, mistral, openrouter, deepseek), got \"openia\""
+        "provider: expected a known provider (openai, azure-openai, anthropic, bedrock, gemini, vertex, groq, together, mistral, openrouter, deepseek, venice) or a Provider, got \"openia\""
       ])
     }).pipe(Effect.provide(NodeFileSystem.layer)))
 

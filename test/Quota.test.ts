@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Either, Fiber, Layer, TestClock } from "effect"
-import { MemoryBackendLive, Quota, RateLimited } from "../src/index.js"
-import type { LimiterConfig } from "../src/index.js"
+import { MemoryBackendLive, Provider, Quota, RateLimited } from "../src/index.js"
+import type { LimiterConfig, QuotaInput } from "../src/index.js"
 
 const issuesOf = (config: unknown) =>
   Effect.runSync(Effect.flip(Quota.decodeConfig(config))).issues
@@ -62,6 +62,63 @@ describe("Quota.decodeConfig", () => {
     assert.deepStrictEqual(Quota.chargeOf(bucket, undefined), Either.right([1, 0]))
     assert.deepStrictEqual(Quota.chargeOf(bucket, { requests: 0, tokens: 5 }), Either.right([0, 5]))
     assert.deepStrictEqual(Quota.actualOf(bucket, { tokens: 3 }), Either.right([undefined, 3]))
+  })
+})
+
+describe("Quota.decodeSettings: the provider", () => {
+  const quotas: ReadonlyArray<QuotaInput> = [
+    { metric: "requests", limit: 60, window: "1 minute" },
+    { metric: "tokens", limit: 30_000, window: "1 minute" },
+    { metric: "input_tokens", limit: 30_000, window: "1 minute" },
+    { metric: "tokens", limit: 900_000, window: "1 day", algorithm: "fixed-window", refunds: true },
+    { metric: "dollars", limit: 100, window: "1 day" }
+  ]
+  const refundsOf = (provider?: unknown) =>
+    Effect.runSync(Quota.decodeSettings({ ...(provider === undefined ? {} : { provider }), buckets: { chat: { quotas } } }))
+      .buckets.get("chat")?.quotas.map((quota) => quota.refunds)
+
+  it("a quota without refunds follows the provider's charging rule on the metrics it charges; refunds given always win", () => {
+    // OpenAI keeps what it charged on requests and tokens; input_tokens and dollars are not its metrics.
+    assert.deepStrictEqual(refundsOf("openai"), [false, false, true, true, true])
+    // Anthropic gives unused output back, on requests, input_tokens and output_tokens.
+    assert.deepStrictEqual(refundsOf("anthropic"), [true, true, true, true, true])
+    assert.deepStrictEqual(refundsOf(), [true, true, true, true, true])
+    assert.deepStrictEqual(refundsOf(Provider.make({ name: "gateway" })), [false, false, true, true, true])
+    assert.deepStrictEqual(refundsOf(Provider.make({ name: "gateway", charging: { refunds: true } })), [true, true, true, true, true])
+  })
+
+  it.effect("with provider openai, a call settled below its charge keeps the charge", () =>
+    Effect.gen(function*() {
+      yield* RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 800 } }, Effect.void, { actualUsage: () => ({ tokens: 100 }) })
+      assert.strictEqual((yield* RateLimited.status("gpt-4o")).quotas[1].used, 800)
+    }).pipe(
+      Effect.provide(
+        RateLimited.layer({ provider: "openai", buckets: { "gpt-4o": { quotas: quotas.slice(0, 2) } } }).pipe(Layer.provide(MemoryBackendLive))
+      )
+    ))
+
+  it("resolves a name to the registry's provider, and takes a provider object as it is", () => {
+    const named = Effect.runSync(Quota.decodeSettings({ provider: "anthropic" }))
+    assert.strictEqual(named.provider, Provider.providers.anthropic)
+    const own = Provider.make({ name: "gateway" })
+    assert.strictEqual(Effect.runSync(Quota.decodeSettings({ provider: own })).provider, own)
+    assert.isUndefined(Effect.runSync(Quota.decodeSettings({})).provider)
+  })
+
+  it("names what a provider object lacks, and lists the known names for a bad name", () => {
+    const { parseHeaders: _, ...noHeaders } = Provider.make({ name: "gateway" })
+    assert.deepStrictEqual(issuesOf({ provider: { ...noHeaders, charging: { metrics: ["tokens"], refunds: "no", rule: "" } } }), [
+      "provider: not a Provider: missing or invalid charging.refunds (a boolean), parseHeaders (a function) (Provider.make fills in what is left out)"
+    ])
+    assert.deepStrictEqual(issuesOf({ provider: { name: "" } }), [
+      "provider: not a Provider: missing or invalid name (a non-empty string), charging (an object), chargeOf (a function), usageOf (a function), " +
+      "streamUsage (a function), parseHeaders (a function), retryAfter (a function), family (a function), quotas (a function) " +
+      "(Provider.make fills in what is left out)"
+    ])
+    assert.deepStrictEqual(issuesOf({ provider: "openia" }), [
+      `provider: expected a known provider (${Provider.names.join(", ")}) or a Provider, got "openia"`
+    ])
+    assert.deepStrictEqual(issuesOf({ provider: 5 }), [`provider: expected a known provider (${Provider.names.join(", ")}) or a Provider, got 5`])
   })
 })
 

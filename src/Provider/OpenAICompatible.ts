@@ -1,5 +1,5 @@
 /**
- * Providers with OpenAI-compatible chat APIs: Groq, Together, Mistral, OpenRouter and DeepSeek. They take the
+ * Providers with OpenAI-compatible chat APIs: Groq, Together, Mistral, OpenRouter, DeepSeek and Venice. They take the
  * OpenAI request and usage shapes but differ in their limits and headers. Their tokenizers are not public, so
  * prompts are estimated from characters; none documents giving unused output back, so token quotas do not
  * refund (a refund that does not happen would cause 429s, a missed one only under-uses the quota).
@@ -7,7 +7,6 @@
  * @since 0.1.0
  */
 import { Either } from "effect"
-import { withOverrides } from "../internal/provider/family.js"
 import {
   headerEntries,
   headerReader,
@@ -17,15 +16,13 @@ import {
   reported
 } from "../internal/provider/headers.js"
 import { at, count, isRecord, stringify } from "../internal/provider/json.js"
-import { chargeOpenAIShape, openaiTokensUsage } from "../internal/provider/openaiShape.js"
-import { requestQuotas, tokenQuotas } from "../internal/provider/quotas.js"
+import { makeProvider } from "../internal/provider/make.js"
+import { openaiTokensUsage } from "../internal/provider/openaiShape.js"
+import { requestQuotas } from "../internal/provider/quotas.js"
 import { retryAdvice } from "../internal/provider/retry.js"
-import * as Tokens from "../internal/provider/tokens.js"
-import type { Charging, HeadersInput, LimitWindow, Limits, Provider, ProviderName, ReportedLimit } from "../Provider.js"
-import type { QuotaInput, Usage } from "../Quota.js"
-import { DEFAULT_MAX_TOKENS, MEDIA_TOKENS } from "./OpenAI.js"
-
-const identity = (model: string) => model
+import type { Charging, LimitWindow, MakeOptions, Provider, ProviderName, ReportedLimit } from "../Provider.js"
+import type { Usage } from "../Quota.js"
+import { DEFAULT_MAX_TOKENS } from "./OpenAI.js"
 
 const tokenCharging = (extra: string): Charging => ({
   metrics: ["requests", "tokens"],
@@ -33,43 +30,16 @@ const tokenCharging = (extra: string): Charging => ({
   rule: `tokens = estimated prompt tokens + max_tokens (or ${DEFAULT_MAX_TOKENS}) × n, no refund. ${extra}`
 })
 
-const standardQuotas = (limits: Limits): Array<QuotaInput> => [
-  ...requestQuotas(limits),
-  ...tokenQuotas("tokens", limits.tpm, limits.tpd, false)
-]
-
 const make = (
-  name: Extract<ProviderName, "groq" | "together" | "mistral" | "openrouter" | "deepseek">,
-  parts: {
-    readonly charging: Charging
-    readonly family?: (model: string) => string
-    readonly parseHeaders?: (headers: HeadersInput, now: number) => ReadonlyArray<ReportedLimit>
-    readonly usageOf?: (body: unknown) => Usage | undefined
-    readonly retryAfter?: Provider["retryAfter"]
-    readonly quotas?: (limits: Limits) => ReadonlyArray<QuotaInput>
-    readonly chargesTokens?: boolean
-  }
+  name: Extract<ProviderName, "groq" | "together" | "mistral" | "openrouter" | "deepseek" | "venice">,
+  parts: Omit<MakeOptions, "name"> & { readonly chargesTokens?: boolean }
 ): Provider => {
-  const family = parts.family ?? identity
-  const charge = chargeOpenAIShape(name, {
-    defaultMaxTokens: DEFAULT_MAX_TOKENS,
-    promptTokens: (prompt) => Tokens.estimatePromptTokens(prompt, MEDIA_TOKENS),
-    family
-  })
-  const usageOf = parts.usageOf ?? ((body: unknown) => openaiTokensUsage(body))
-  return {
-    name,
-    charging: parts.charging,
-    chargeOf: parts.chargesTokens === false
-      ? (request, model) => Either.map(charge(request, model), (): Usage => ({}))
-      : charge,
-    usageOf,
-    streamUsage: usageOf,
-    parseHeaders: parts.parseHeaders ?? (() => []),
-    retryAfter: parts.retryAfter ?? ((status, headers, body, now) => retryAdvice(status, headers, body, now)),
-    family: withOverrides(family),
-    quotas: parts.quotas ?? standardQuotas
-  }
+  const { chargesTokens, ...options } = parts
+  // Headers are read only where the provider documents them.
+  const provider = makeProvider({ name, parseHeaders: () => [], ...options })
+  return chargesTokens === false
+    ? { ...provider, chargeOf: (request, model) => Either.map(provider.chargeOf(request, model), (): Usage => ({})) }
+    : provider
 }
 
 /**
@@ -94,7 +64,9 @@ export const groq: Provider = make("groq", {
   usageOf: (body) => {
     // Groq streams put the usage under `x_groq` in the last chunk.
     const source = isRecord(at(body, "x_groq", "usage")) ? at(body, "x_groq") : body
-    return openaiTokensUsage(source, (usage) => count(at(usage, "prompt_tokens_details", "cached_tokens")) ?? 0)
+    // Chat reports cached tokens under `prompt_tokens_details`, the Responses API under `input_tokens_details`.
+    return openaiTokensUsage(source, (usage) =>
+      count(at(usage, "prompt_tokens_details", "cached_tokens")) ?? count(at(usage, "input_tokens_details", "cached_tokens")) ?? 0)
   }
 })
 
@@ -241,4 +213,49 @@ export const openrouter: Provider = make("openrouter", {
  */
 export const deepseek: Provider = make("deepseek", {
   charging: tokenCharging("DeepSeek publishes no limits.")
+})
+
+// Venice documents the requests window only as "the current window"; its tokens are per minute.
+const veniceWindow = (metric: string): LimitWindow | undefined => (metric === "tokens" ? "1 minute" : undefined)
+
+/**
+ * Venice: requests and tokens per minute per model, per user whatever the number of keys, in tiers by model
+ * size (docs.venice.ai/api-reference/rate-limiting; the reference notes have no Venice section, so these facts
+ * come from Venice's own page and the rest is OpenAI-compatible). The OpenAI header names, with resets read
+ * loosely: `x-ratelimit-reset-requests` is documented as a Unix timestamp (an older copy says a duration) and
+ * `x-ratelimit-reset-tokens` as seconds from now. On a 429 the wait is the reset of a metric reported
+ * exhausted. More than 20 failed requests in 30 s block every request for 30 s ("Please wait 30s and try
+ * again"), the failures a circuit breaker with its default settings (20 in 30 s, open for 30 s) stops first.
+ * A 402 is an empty balance or a key's spending limit: `billing`.
+ *
+ * @example
+ * ```ts
+ * import { Provider } from "quotaflow"
+ * Provider.OpenAICompatible.venice.parseHeaders({
+ *   "x-ratelimit-limit-requests": "75", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1762603230",
+ *   "x-ratelimit-limit-tokens": "750000", "x-ratelimit-remaining-tokens": "749000", "x-ratelimit-reset-tokens": "2"
+ * }, 1_762_603_200_000)
+ * // [{ metric: "requests", limit: 75, remaining: 0, resetAt: 1762603230000 },
+ * //  { metric: "tokens", window: "1 minute", limit: 750000, remaining: 749000, resetAt: 1762603202000 }]
+ * ```
+ * @since 0.1.0
+ */
+export const venice: Provider = make("venice", {
+  charging: tokenCharging(
+    "Venice limits requests and tokens per minute per model and user; 20 failures in 30 s block all requests for 30 s."
+  ),
+  parseHeaders: (headers, now) => parseOpenAIStyle(headers, now, veniceWindow, parseLooseReset),
+  retryAfter: (status, headers, body, now) =>
+    retryAdvice(status, headers, body, now, {
+      delayHeader: (read, at) => {
+        let until: number | undefined
+        for (const metric of ["requests", "tokens"]) {
+          const reset = read(`x-ratelimit-remaining-${metric}`) === "0"
+            ? parseLooseReset(read(`x-ratelimit-reset-${metric}`), at)
+            : undefined
+          if (reset !== undefined) until = Math.max(until ?? reset, reset)
+        }
+        return until === undefined ? undefined : until - at
+      }
+    })
 })

@@ -22,7 +22,13 @@ import { Data, Effect, Either, ParseResult, Schema } from "effect"
  */
 export type Shape = "openai" | "anthropic"
 
-const positiveInt = Schema.Number.pipe(
+/**
+ * A positive integer field, with the message every route's 400 uses.
+ *
+ * @example
+ * Schema.decodeUnknownSync(positiveInt)(16)
+ */
+export const positiveInt = Schema.Number.pipe(
   Schema.filter((n) => Number.isSafeInteger(n) && n > 0, { message: () => "expected a positive integer" })
 )
 const nonNegativeInt = Schema.Number.pipe(
@@ -34,7 +40,14 @@ const Content = Schema.Union(Schema.String, Schema.Array(TextPart))
 const Messages = Schema.Array(
   Schema.Struct({ role: Schema.String, content: Schema.optional(Schema.NullOr(Content)) })
 ).pipe(Schema.minItems(1, { message: () => "expected at least one message" }))
-const testHooks = {
+/**
+ * Fields a test sets to fix the token counts: `x_prompt_tokens` replaces the estimate from characters,
+ * `x_completion_tokens` the generated share of the output limit.
+ *
+ * @example
+ * const body = { model: "gpt-4o", input: "hi", x_prompt_tokens: 100, x_completion_tokens: 20 }
+ */
+export const testHooks = {
   x_prompt_tokens: Schema.optional(nonNegativeInt),
   x_completion_tokens: Schema.optional(nonNegativeInt)
 }
@@ -102,7 +115,7 @@ const chars = (content: typeof Content.Type | null | undefined): number =>
     : content.reduce((n, part) => n + (part.text?.length ?? 0), 0)
 
 const promptTokensOf = (messages: typeof Messages.Type, system?: typeof Content.Type): number =>
-  Math.ceil((messages.reduce((n, m) => n + chars(m.content), 0) + chars(system)) / 4)
+  tokensOfChars(messages.reduce((n, m) => n + chars(m.content), 0) + chars(system))
 
 // One message per field: a union with `undefined` (optional fields) would otherwise add a second, confusing one.
 const formatIssues = (error: ParseResult.ParseError): string => {
@@ -114,10 +127,36 @@ const formatIssues = (error: ParseResult.ParseError): string => {
   return [...byPath.values()].join("; ")
 }
 
-const decode = <A, I>(schema: Schema.Schema<A, I>, json: unknown) =>
+/**
+ * Decodes a parsed body, or fails with every bad field named.
+ *
+ * @example
+ * const request = yield* decodeBody(OpenAIRequest, json)
+ */
+export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, json: unknown): Effect.Effect<A, InvalidRequest> =>
   Schema.decodeUnknown(schema, { errors: "all" })(json).pipe(
     Effect.mapError((error) => new InvalidRequest({ message: `Invalid request body: ${formatIssues(error)}` }))
   )
+
+/**
+ * A raw body as JSON, or an `InvalidRequest`.
+ *
+ * @example
+ * const json = yield* parseJson('{"model":"gpt-4o"}')
+ */
+export const parseJson = (body: string): Either.Either<unknown, InvalidRequest> =>
+  Either.try({
+    try: (): unknown => JSON.parse(body),
+    catch: (e) => new InvalidRequest({ message: `Malformed JSON body: ${e instanceof Error ? e.message : String(e)}` })
+  })
+
+/**
+ * The decoded ceiling of `characters / 4`: the emulator's token estimate, shared by every route.
+ *
+ * @example
+ * tokensOfChars(17) // 5
+ */
+export const tokensOfChars = (chars: number): number => Math.ceil(chars / 4)
 
 /**
  * Parses a raw request body in the given shape.
@@ -131,14 +170,11 @@ export const parseChatRequest = (
   completionFraction: number
 ): Effect.Effect<ChatRequest, InvalidRequest> =>
   Effect.gen(function*() {
-    const json = yield* Either.try({
-      try: (): unknown => JSON.parse(body),
-      catch: (e) => new InvalidRequest({ message: `Malformed JSON body: ${e instanceof Error ? e.message : String(e)}` })
-    })
+    const json = yield* parseJson(body)
     const generated = (maxTokens: number, fixed: number | undefined) =>
       Math.min(maxTokens, fixed ?? Math.round(completionFraction * maxTokens))
     if (shape === "openai") {
-      const req = yield* decode(OpenAIRequest, json)
+      const req = yield* decodeBody(OpenAIRequest, json)
       const maxTokens = req.max_tokens ?? req.max_completion_tokens
       if (maxTokens === undefined) {
         return yield* new InvalidRequest({ message: "Invalid request body: max_tokens is required (a positive integer)" })
@@ -153,7 +189,7 @@ export const parseChatRequest = (
         includeUsage: req.stream_options?.include_usage === true
       }
     }
-    const req = yield* decode(AnthropicRequest, json)
+    const req = yield* decodeBody(AnthropicRequest, json)
     return {
       shape,
       model: req.model,
@@ -163,4 +199,30 @@ export const parseChatRequest = (
       stream: req.stream === true,
       includeUsage: true
     }
+  })
+
+/**
+ * An Anthropic `count_tokens` body: a messages body without `max_tokens` (nothing is generated).
+ *
+ * @example
+ * Schema.decodeUnknownSync(CountTokensRequest)({ model: "claude-sonnet-4-5", messages: [{ role: "user", content: "hi" }] })
+ */
+export const CountTokensRequest = Schema.Struct({
+  model: Schema.String,
+  messages: Messages,
+  system: Schema.optional(Content),
+  x_prompt_tokens: testHooks.x_prompt_tokens
+})
+
+/**
+ * The input tokens of a `POST /v1/messages/count_tokens` body, counted as `/v1/messages` counts its prompt.
+ *
+ * @example
+ * const { model, inputTokens } = yield* parseCountTokens('{"model":"m","messages":[{"role":"user","content":"hello there"}]}')
+ * // inputTokens: 3
+ */
+export const parseCountTokens = (body: string): Effect.Effect<{ readonly model: string; readonly inputTokens: number }, InvalidRequest> =>
+  Effect.gen(function*() {
+    const req = yield* decodeBody(CountTokensRequest, yield* parseJson(body))
+    return { model: req.model, inputTokens: req.x_prompt_tokens ?? promptTokensOf(req.messages, req.system) }
   })

@@ -41,8 +41,14 @@ export interface SseFrames {
 
 const filler = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit"]
 
-// At most four pieces of filler text sharing the generated tokens.
-const pieces = (tokens: number): ReadonlyArray<{ readonly text: string; readonly tokens: number }> => {
+/**
+ * The filler text of `tokens` generated tokens, as at most four pieces sharing them (a stream sends one
+ * piece per delta).
+ *
+ * @example
+ * pieces(6).map((p) => p.tokens) // [1, 2, 1, 2]
+ */
+export const pieces = (tokens: number): ReadonlyArray<{ readonly text: string; readonly tokens: number }> => {
   const count = Math.min(4, tokens)
   return Array.from({ length: count }, (_, i) => {
     const share = Math.floor((tokens * (i + 1)) / count) - Math.floor((tokens * i) / count)
@@ -51,7 +57,13 @@ const pieces = (tokens: number): ReadonlyArray<{ readonly text: string; readonly
   })
 }
 
-const finished = (c: Completion) => c.completionTokens >= c.maxTokens
+/**
+ * Whether the output ran into its limit (`length`, `max_tokens`, an incomplete response).
+ *
+ * @example
+ * finished({ ...completion, completionTokens: 10, maxTokens: 10 }) // true
+ */
+export const finished = (c: Completion) => c.completionTokens >= c.maxTokens
 
 const usage = (c: Completion) =>
   c.shape === "openai"
@@ -94,7 +106,13 @@ export const completionBody = (c: Completion) => {
 }
 
 const data = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`
-const event = (type: string, payload: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...payload })}\n\n`
+/**
+ * A named server-sent event whose data carries its `type` too (the Anthropic and Responses API streams).
+ *
+ * @example
+ * event("message_stop", {}) // 'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+ */
+export const event = (type: string, payload: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...payload })}\n\n`
 
 /**
  * The server-sent events of a streamed response. For OpenAI the final chunk

@@ -23,6 +23,7 @@ import * as Http from "node:http"
 import { makeApp } from "./App.js"
 import { decodeConfig, type EmulatorConfig, type EmulatorConfigInput, type InvalidConfig, quotasOf } from "./Config.js"
 import { type LimitStats, makeLedger } from "./Limits.js"
+import { makeStore } from "./Store.js"
 
 export { EmulatorConfig, type EmulatorConfigInput, InvalidConfig } from "./Config.js"
 export type { Algorithm, Metric, Quota, Quotas } from "./Limits.js"
@@ -52,7 +53,7 @@ export interface Emulator {
   /** The whole HTTP handler; provide an `HttpServerRequest` to run it in-process. */
   readonly app: HttpApp.Default
   readonly stats: Effect.Effect<EmulatorStats>
-  /** Clears all admissions and statistics, like `POST /reset`. */
+  /** Clears all admissions, statistics, stored responses and models seen, like `POST /reset`. */
   readonly reset: Effect.Effect<void>
 }
 
@@ -80,11 +81,15 @@ export interface RunningEmulator extends Emulator {
 export const make = (input: EmulatorConfigInput): Effect.Effect<Emulator, InvalidConfig> =>
   Effect.map(decodeConfig(input), (config) => {
     const ledger = makeLedger(quotasOf(config), config.algorithm)
+    const store = makeStore()
     return {
       config,
-      app: makeApp(config, ledger),
+      app: makeApp(config, ledger, store),
       stats: Effect.sync(() => ledger.stats()),
-      reset: Effect.sync(() => ledger.reset())
+      reset: Effect.sync(() => {
+        ledger.reset()
+        store.reset()
+      })
     }
   })
 

@@ -271,3 +271,29 @@ describe("OpenAI-compatible headers", () => {
     }
   })
 })
+
+describe("Venice headers", () => {
+  const { venice } = Provider.providers
+  const epoch = NOW / 1000
+
+  it("OpenAI names; requests reset at a Unix timestamp, tokens in seconds from now and per minute", () => {
+    expect(
+      venice.parseHeaders({
+        "x-ratelimit-limit-requests": "75",
+        "x-ratelimit-remaining-requests": "74",
+        "x-ratelimit-reset-requests": String(epoch + 60),
+        "x-ratelimit-limit-tokens": "750000",
+        "x-ratelimit-remaining-tokens": "749000",
+        "x-ratelimit-reset-tokens": "2"
+      }, NOW)
+    ).toEqual([
+      { metric: "requests", limit: 75, remaining: 74, resetAt: NOW + 60_000 },
+      { metric: "tokens", window: "1 minute", limit: 750_000, remaining: 749_000, resetAt: NOW + 2_000 }
+    ])
+  })
+
+  it("an older copy's durations are read too", () => {
+    expect(find(venice.parseHeaders({ "x-ratelimit-remaining-requests": "1", "x-ratelimit-reset-requests": "1m30s" }, NOW), "requests"))
+      .toEqual({ metric: "requests", remaining: 1, resetAt: NOW + 90_000 })
+  })
+})

@@ -188,7 +188,8 @@ describe("presets", () => {
   })
 
   it("the registry: get by name, UnknownProvider otherwise", () => {
-    expect(Provider.names).toHaveLength(11)
+    expect(Provider.names).toHaveLength(12)
+    expect(Either.getOrThrow(Provider.get("venice")).name).toBe("venice")
     expect(Either.getOrThrow(Provider.get("mistral")).name).toBe("mistral")
     const error = Either.getOrElse(Either.flip(Provider.get("openia")), () => {
       throw new Error("expected UnknownProvider")

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Provider from "../../src/Provider.js"
 
 const NOW = Date.UTC(2025, 10, 8, 12, 0, 0)
-const { anthropic, bedrock, deepseek, gemini, groq, mistral, openai, openrouter, together, vertex } = Provider.providers
+const { anthropic, bedrock, deepseek, gemini, groq, mistral, openai, openrouter, together, venice, vertex } = Provider.providers
 const azure = Provider.providers["azure-openai"]
 
 // Bodies as quoted in the reference, as raw response text.
@@ -130,7 +130,9 @@ describe("429, 529 and 503 bodies", () => {
 
   it("OpenAI per-day quota: daily", () => {
     const body = { error: { message: "Rate limit reached for gpt-4o on tokens per day (TPD): Limit 90000, Used 89000. Please try again in 7m12s.", type: "tokens" } }
-    expect(openai.retryAfter(429, {}, body, NOW)).toMatchObject({ kind: "daily", retry: true, delayMs: 432_000 })
+    // Not retried, but the delay stays: it is when the quota may be back.
+    expect(openai.retryAfter(429, {}, body, NOW)).toMatchObject({ kind: "daily", retry: false, delayMs: 432_000 })
+    expect(openai.retryAfter(429, { "x-should-retry": "true" }, body, NOW)).toMatchObject({ kind: "daily", retry: true })
   })
 
   it("Azure: 'Try again in 2 seconds', 'retry after 86400 seconds', and 'high demand' as an overload", () => {
@@ -160,7 +162,8 @@ describe("429, 529 and 503 bodies", () => {
 
   it("Gemini 429 with RetryInfo 47s; a per-day quota id is daily; the 503 is an overload", () => {
     expect(gemini.retryAfter(429, {}, GEMINI_429, NOW)).toMatchObject({ kind: "rate-limited", retry: true, delayMs: 47_000, source: "retry-info" })
-    expect(gemini.retryAfter(429, {}, GEMINI_429_DAILY, NOW)).toMatchObject({ kind: "daily", delayMs: 47_000 })
+    // 47 s later the daily quota is still spent: it resets at midnight Pacific time.
+    expect(gemini.retryAfter(429, {}, GEMINI_429_DAILY, NOW)).toMatchObject({ kind: "daily", retry: false, delayMs: 47_000 })
     expect(gemini.retryAfter(503, {}, GEMINI_503, NOW)).toEqual({
       kind: "overloaded",
       retry: true,
@@ -186,7 +189,7 @@ describe("429, 529 and 503 bodies", () => {
     expect(bedrock.retryAfter(429, BEDROCK_HEADERS, `{"message":"Too many requests, please wait before trying again."}`, NOW))
       .toMatchObject({ kind: "rate-limited" })
     expect(bedrock.retryAfter(429, BEDROCK_HEADERS, `{"message":"Too many tokens per day, please wait before trying again."}`, NOW))
-      .toMatchObject({ kind: "daily", retry: true })
+      .toMatchObject({ kind: "daily", retry: false })
     expect(bedrock.retryAfter(503, { "x-amzn-ErrorType": "ServiceUnavailableException:" }, `{"message":"Service unavailable"}`, NOW))
       .toMatchObject({ kind: "overloaded" })
     expect(bedrock.retryAfter(429, { "x-amzn-ErrorType": "ModelNotReadyException:" }, `{"message":"Model is not ready"}`, NOW))
@@ -203,7 +206,7 @@ describe("429, 529 and 503 bodies", () => {
     expect(openrouter.retryAfter(200, {}, chunk, NOW)).toMatchObject({ kind: "rate-limited", retry: true })
     expect(openrouter.retryAfter(402, { "Retry-After": "5" }, { error: { code: 402, message: "…", metadata: { reason: "in_flight_budget_exhausted" } } }, NOW))
       .toMatchObject({ kind: "rate-limited", retry: true, delayMs: 5_000 })
-    expect(openrouter.retryAfter(402, {}, { error: { code: 402, message: "Insufficient credits" } }, NOW)).toMatchObject({ kind: "other", retry: false })
+    expect(openrouter.retryAfter(402, {}, { error: { code: 402, message: "Insufficient credits" } }, NOW)).toMatchObject({ kind: "billing", retry: false })
   })
 
   it("Together: 503 is an overload; 429 dynamic limits use x-ratelimit-reset", () => {
@@ -215,6 +218,86 @@ describe("429, 529 and 503 bodies", () => {
   it("DeepSeek 429, 503 and 402", () => {
     expect(deepseek.retryAfter(429, {}, { error: { message: "Rate Limit Reached" } }, NOW)).toMatchObject({ kind: "rate-limited" })
     expect(deepseek.retryAfter(503, {}, { error: { message: "Server Overloaded" } }, NOW)).toMatchObject({ kind: "overloaded" })
-    expect(deepseek.retryAfter(402, {}, { error: { message: "Insufficient Balance" } }, NOW)).toMatchObject({ kind: "other", retry: false })
+    expect(deepseek.retryAfter(402, {}, { error: { message: "Insufficient Balance" } }, NOW)).toMatchObject({ kind: "billing", retry: false })
+  })
+})
+
+// OpenAI's billing refusal is a 429 like its rate limits; only its type tells them apart.
+const OPENAI_INSUFFICIENT_QUOTA =
+  `{"error":{"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}`
+
+describe("billing refusals are not retried", () => {
+  it("OpenAI insufficient_quota: a 429 that is billing, with no delay even when retry headers are sent", () => {
+    expect(openai.retryAfter(429, {}, OPENAI_INSUFFICIENT_QUOTA, NOW)).toEqual({
+      kind: "billing",
+      retry: false,
+      message: expect.stringContaining("You exceeded your current quota")
+    })
+    expect(openai.retryAfter(429, { "retry-after": "1", "retry-after-ms": "20" }, OPENAI_INSUFFICIENT_QUOTA, NOW)).toEqual({
+      kind: "billing",
+      retry: false,
+      message: expect.any(String)
+    })
+    expect(azure.retryAfter(429, {}, OPENAI_INSUFFICIENT_QUOTA, NOW)).toMatchObject({ kind: "billing", retry: false })
+    // Only the type says billing; a plain rate-limit 429 is still retried.
+    expect(openai.retryAfter(429, {}, OPENAI_429, NOW)).toMatchObject({ kind: "rate-limited", retry: true })
+  })
+
+  it("the same wording from Gemini is a per-minute quota, not billing", () => {
+    expect(gemini.retryAfter(429, {}, GEMINI_429, NOW)).toMatchObject({ kind: "rate-limited", retry: true })
+  })
+
+  it("Anthropic billing_error and low credit balance; 402s of the OpenAI-compatible providers", () => {
+    const billing = { type: "error", error: { type: "billing_error", message: "Your credit balance is too low to access the Anthropic API." } }
+    expect(anthropic.retryAfter(402, {}, billing, NOW)).toMatchObject({ kind: "billing", retry: false })
+    const lowBalance = { type: "error", error: { type: "invalid_request_error", message: "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits." } }
+    expect(anthropic.retryAfter(400, {}, lowBalance, NOW)).toMatchObject({ kind: "billing", retry: false })
+    expect(groq.retryAfter(402, { "retry-after": "5" }, { error: { message: "Payment required" } }, NOW)).toEqual({
+      kind: "billing",
+      retry: false,
+      message: "Payment required"
+    })
+  })
+
+  it("x-should-retry: true still wins, as in the SDKs", () => {
+    expect(openai.retryAfter(429, { "x-should-retry": "true", "retry-after": "2" }, OPENAI_INSUFFICIENT_QUOTA, NOW)).toMatchObject({
+      kind: "billing",
+      retry: true,
+      delayMs: 2_000
+    })
+  })
+})
+
+describe("Venice", () => {
+  const epoch = NOW / 1000
+
+  it("a 429 waits for the reset of the metric reported exhausted", () => {
+    const headers = {
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": String(epoch + 12),
+      "x-ratelimit-remaining-tokens": "5000",
+      "x-ratelimit-reset-tokens": "40"
+    }
+    expect(venice.retryAfter(429, headers, { error: "Rate limit exceeded" }, NOW)).toEqual({
+      kind: "rate-limited",
+      retry: true,
+      delayMs: 12_000,
+      source: "header",
+      message: "Rate limit exceeded"
+    })
+    // retry-after, when sent, comes first.
+    expect(venice.retryAfter(429, { ...headers, "retry-after": "3" }, "", NOW)).toMatchObject({ delayMs: 3_000, source: "retry-after" })
+  })
+
+  it("the block after repeated failures: 30 s from its message", () => {
+    const body = {
+      error: "Too many failed attempts (> 20) resulting in a non-success status code. Please wait 30s and try again. See https://docs.venice.ai/api-reference/rate-limiting for more information."
+    }
+    expect(venice.retryAfter(429, {}, body, NOW)).toMatchObject({ kind: "rate-limited", retry: true, delayMs: 30_000, source: "message" })
+  })
+
+  it("a 402 is billing: an empty balance or a key's spending limit", () => {
+    const body = { error: "Insufficient USD or Diem balance to complete request. Visit https://venice.ai/settings/api to add credits." }
+    expect(venice.retryAfter(402, {}, body, NOW)).toMatchObject({ kind: "billing", retry: false })
   })
 })

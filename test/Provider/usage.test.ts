@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import * as Provider from "../../src/Provider.js"
 
-const { anthropic, bedrock, deepseek, gemini, groq, mistral, openai, openrouter, together, vertex } = Provider.providers
+const { anthropic, bedrock, deepseek, gemini, groq, mistral, openai, openrouter, together, venice, vertex } = Provider.providers
 const azure = Provider.providers["azure-openai"]
 
 const charge = (provider: Provider.Provider, request: unknown, model?: string) => Either.getOrThrow(provider.chargeOf(request, model))
@@ -154,7 +154,7 @@ describe("chargeOf", () => {
 
   it("OpenAI-compatible: character estimate + max_tokens; OpenRouter charges requests only", () => {
     const body = { model: "llama-3.1-8b-instant", messages: [{ role: "user", content: "Hello, world!" }], max_tokens: 100 }
-    for (const provider of [groq, together, mistral, deepseek]) {
+    for (const provider of [groq, together, mistral, deepseek, venice]) {
       expect(charge(provider, body)).toEqual({ tokens: 4 + 4 + 100 })
     }
     expect(charge(openrouter, body)).toEqual({})
@@ -255,5 +255,71 @@ describe("stream usage", () => {
   it("Gemini: every chunk carries running usageMetadata; Groq: x_groq.usage", () => {
     expect(gemini.streamUsage({ candidates: [], usageMetadata: { promptTokenCount: 7, candidatesTokenCount: 3 } })).toEqual({ tokens: 7 })
     expect(groq.streamUsage({ choices: [], x_groq: { usage: { prompt_tokens: 10, completion_tokens: 5 } } })).toEqual({ tokens: 15 })
+  })
+})
+
+// Bodies and events as the Responses and embeddings APIs send them.
+const RESPONSE_USAGE = {
+  input_tokens: 36,
+  input_tokens_details: { cached_tokens: 20 },
+  output_tokens: 87,
+  output_tokens_details: { reasoning_tokens: 0 },
+  total_tokens: 123
+}
+const response = (status: string, usage: unknown) => ({
+  id: "resp_1",
+  object: "response",
+  created_at: 1_762_603_200,
+  status,
+  model: "gpt-4o-2024-08-06",
+  output: status === "in_progress" ? [] : [{ id: "msg_1", type: "message", status: "completed", role: "assistant", content: [{ type: "output_text", text: "Hi", annotations: [] }] }],
+  usage
+})
+const EMBEDDINGS = {
+  object: "list",
+  data: [{ object: "embedding", index: 0, embedding: [0.1, -0.2] }, { object: "embedding", index: 1, embedding: [0.3, 0.4] }],
+  model: "text-embedding-3-small",
+  usage: { prompt_tokens: 8, total_tokens: 8 }
+}
+
+describe("Responses API and embeddings usage", () => {
+  const openaiShaped = [openai, azure, deepseek, mistral, together, venice, Provider.make({ name: "gateway" })]
+
+  it("a Responses body: input_tokens + output_tokens", () => {
+    for (const provider of openaiShaped) expect(provider.usageOf(response("completed", RESPONSE_USAGE))).toEqual({ tokens: 123 })
+  })
+
+  it("a Responses stream: nothing until response.completed (or response.incomplete), whose response carries the usage", () => {
+    for (const provider of openaiShaped) {
+      const usageOf = Provider.streamUsageOf(provider)
+      expect(usageOf({ type: "response.created", sequence_number: 0, response: response("in_progress", null) })).toBeUndefined()
+      expect(usageOf({ type: "response.in_progress", sequence_number: 1, response: response("in_progress", null) })).toBeUndefined()
+      expect(usageOf({ type: "response.output_item.added", sequence_number: 2, output_index: 0, item: { id: "msg_1", type: "message", content: [] } }))
+        .toBeUndefined()
+      expect(usageOf({ type: "response.output_text.delta", sequence_number: 3, item_id: "msg_1", output_index: 0, content_index: 0, delta: "Hi" }))
+        .toBeUndefined()
+      expect(usageOf({ type: "response.completed", sequence_number: 4, response: response("completed", RESPONSE_USAGE) })).toEqual({ tokens: 123 })
+    }
+    // Cut short by max_output_tokens, the stream ends with response.incomplete and its usage.
+    expect(openai.streamUsage({ type: "response.incomplete", response: response("incomplete", { input_tokens: 5, output_tokens: 16 }) }))
+      .toEqual({ tokens: 21 })
+  })
+
+  it("Groq leaves the Responses API's cached input tokens out, as it does chat's", () => {
+    expect(groq.usageOf(response("completed", RESPONSE_USAGE))).toEqual({ tokens: 103 })
+    expect(groq.streamUsage({ type: "response.completed", response: response("completed", RESPONSE_USAGE) })).toEqual({ tokens: 103 })
+  })
+
+  it("embeddings: prompt_tokens, with no output", () => {
+    for (const provider of openaiShaped) expect(provider.usageOf(EMBEDDINGS)).toEqual({ tokens: 8 })
+    expect(groq.usageOf(EMBEDDINGS)).toEqual({ tokens: 8 })
+    expect(openai.usageOf({ ...EMBEDDINGS, usage: { total_tokens: 8 } })).toEqual({ tokens: 8 })
+  })
+
+  it("what carries no usage reads as none: model lists, a token count, a stored response still running", () => {
+    expect(openai.usageOf({ object: "list", data: [{ id: "gpt-4o", object: "model", created: 0, owned_by: "system" }] })).toBeUndefined()
+    expect(openai.usageOf(response("in_progress", null))).toBeUndefined()
+    // Anthropic's count_tokens answer is a count, not a usage: nothing to settle with.
+    expect(anthropic.usageOf({ input_tokens: 14 })).toBeUndefined()
   })
 })

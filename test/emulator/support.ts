@@ -10,14 +10,14 @@ export interface Reply {
 }
 
 /** Runs one request through the app and returns the response without reading its body. */
-export const respond = (emulator: Emulator, method: string, path: string, body?: unknown) =>
+export const respond = (emulator: Emulator, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
   emulator.app.pipe(
     Effect.provideService(
       HttpServerRequest.HttpServerRequest,
       HttpServerRequest.fromWeb(
         new Request(`http://emulator.test${path}`, {
           method,
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": "application/json", ...headers },
           ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
         })
       )
@@ -40,9 +40,9 @@ export const readBody = (response: HttpServerResponse.HttpServerResponse): Effec
 }
 
 /** Runs one request and reads the whole response. */
-export const call = (emulator: Emulator, method: string, path: string, body?: unknown) =>
+export const call = (emulator: Emulator, method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
   Effect.gen(function*() {
-    const response = yield* respond(emulator, method, path, body)
+    const response = yield* respond(emulator, method, path, body, headers)
     const text = yield* readBody(response)
     return { status: response.status, headers: response.headers, text } satisfies Reply
   })

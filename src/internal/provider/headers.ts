@@ -183,9 +183,15 @@ export const reported = (
   }
 }
 
+const goReset = (value: string | undefined, now: number): number | undefined => {
+  const reset = parseGoDuration(value)
+  return reset === undefined ? undefined : Math.ceil(now + reset)
+}
+
 /**
  * The `x-ratelimit-{limit,remaining,reset}-<metric>` family (OpenAI, Azure OpenAI, Groq), resets as Go
- * durations from `now`. Metric names are lower-cased (`requests`, `tokens`, `images`, `tokens_usage_based`).
+ * durations from `now` unless `resetAt` reads them otherwise (Venice sends epoch seconds and seconds from
+ * now). Metric names are lower-cased (`requests`, `tokens`, `images`, `tokens_usage_based`).
  *
  * @example
  * parseOpenAIStyle({ "x-ratelimit-remaining-requests": "59", "x-ratelimit-reset-requests": "1s" }, 0, () => "1 minute")
@@ -194,7 +200,8 @@ export const reported = (
 export const parseOpenAIStyle = (
   headers: HeadersInput,
   now: number,
-  windowOf: (metric: string) => LimitWindow | undefined
+  windowOf: (metric: string) => LimitWindow | undefined,
+  resetAt: (value: string | undefined, now: number) => number | undefined = goReset
 ): Array<ReportedLimit> => {
   const groups = new Map<string, { limit?: string; remaining?: string; reset?: string }>()
   for (const [name, value] of headerEntries(headers)) {
@@ -206,11 +213,10 @@ export const parseOpenAIStyle = (
   }
   const out: Array<ReportedLimit> = []
   for (const [metric, group] of groups) {
-    const reset = parseGoDuration(group.reset)
     const entry = reported(metric, windowOf(metric), {
       limit: parseAmount(group.limit),
       remaining: parseAmount(group.remaining),
-      resetAt: reset === undefined ? undefined : Math.ceil(now + reset)
+      resetAt: resetAt(group.reset, now)
     })
     if (entry !== undefined) out.push(entry)
   }

@@ -80,6 +80,9 @@ export const errorFacts = (status: number, headers: HeadersInput, body: unknown)
 
 const DAILY = /per[ _-]?day|\bRPD\b|\bTPD\b/i
 const TOO_LARGE_TYPES = new Set(["request_too_large"])
+// OpenAI's `insufficient_quota` comes as a 429 like its rate limits; Anthropic's `billing_error` as a 402.
+const BILLING_TYPES = new Set(["insufficient_quota", "billing_error"])
+const BILLING_MESSAGE = /credit balance is too low/i
 const OVERLOADED_TYPES = new Set(["overloaded_error", "UNAVAILABLE", "ServiceUnavailableException", "ModelNotReadyException"])
 const RATE_LIMIT_TYPES = new Set([
   "rate_limit_error",
@@ -96,6 +99,10 @@ const RATE_LIMIT_TYPES = new Set([
 /**
  * The generic classification:
  * - `too-large`: 413, `request_too_large`, or "Request too large" (OpenAI, Groq): no retry can succeed;
+ * - `billing`: out of credit or over a spending limit: OpenAI's `insufficient_quota` (a 429), Anthropic's
+ *   `billing_error` and "credit balance is too low", and any 402 (DeepSeek "Insufficient Balance", Venice
+ *   "Insufficient USD or Diem balance", OpenRouter's credits) a provider's own rule does not claim first. It is
+ *   told by type, never by "exceeded your current quota": Gemini words its per-minute 429s that way too;
  * - `daily`: the message or quota id says per day (`…PerDay…`, "tokens per day (TPD)", "Too many tokens per day");
  * - `overloaded`: 529, 503, `overloaded_error`, `UNAVAILABLE`, Azure's "high demand", Bedrock's
  *   `ServiceUnavailableException` / `ModelNotReadyException`;
@@ -109,6 +116,7 @@ export const classify = (facts: ErrorFacts): RetryKind => {
   const { message, quotaIds, status, types } = facts
   const hasType = (set: ReadonlySet<string>) => types.some((t) => set.has(t))
   if (status === 413 || hasType(TOO_LARGE_TYPES) || /request too large/i.test(message)) return "too-large"
+  if (status === 402 || hasType(BILLING_TYPES) || BILLING_MESSAGE.test(message)) return "billing"
   const limited = status === 429 || hasType(RATE_LIMIT_TYPES) || /too many (?:tokens|requests)/i.test(message)
   if ((limited || status >= 500) && (DAILY.test(message) || quotaIds.some((id) => DAILY.test(id)))) return "daily"
   if (
@@ -118,7 +126,7 @@ export const classify = (facts: ErrorFacts): RetryKind => {
 }
 
 const AZURE_SECONDS = /(?:try again in|retry after|retry in)\s+(\d+(?:\.\d+)?)\s*seconds?\b/i
-const GO_HINT = new RegExp(`(?:try again in|retry in|retry after)\\s+(${goDurationPattern})(?![A-Za-z\u00b5\u03bc])`, "i")
+const GO_HINT = new RegExp(`(?:try again in|retry in|retry after|wait)\\s+(${goDurationPattern})(?![A-Za-z\u00b5\u03bc])`, "i")
 const PROTO_DURATION = /^(\d+(?:\.\d+)?)s$/
 
 /**
@@ -140,7 +148,8 @@ export const retryInfoDelay = (body: unknown): number | undefined => {
 
 /**
  * A delay stated in an error message: Azure's "Try again in 2 seconds" / "retry after 86400 seconds", then
- * Go durations as OpenAI, Groq and Gemini write them ("Please try again in 644ms", "in 1.5s", "retry in 33.9s").
+ * Go durations as OpenAI, Groq and Gemini write them ("Please try again in 644ms", "in 1.5s", "retry in 33.9s")
+ * and as Venice's block of repeated failures does ("Please wait 30s and try again").
  *
  * @example
  * messageDelay("Rate limit is exceeded. Try again in 2 seconds.") // 2000
@@ -170,7 +179,8 @@ const RETRYABLE_STATUS = (status: number) => status === 408 || status === 409 ||
 
 /**
  * The retry advice for a response, following openai-node 7.5 and anthropic-sdk-typescript 0.120:
- * 1. `x-should-retry: true | false` decides whether to retry;
+ * 1. `x-should-retry: true | false` decides whether to retry; without it, `too-large`, `billing` and `daily`
+ *    are not retried (no retry soon can succeed), `other` only on 408, 409, 429 and 5xx;
  * 2. `retry-after-ms` (a float of milliseconds, `0` included);
  * 3. `retry-after` as seconds (a float) or an HTTP date (minus `now`);
  * 4. then hints in the body: Gemini `RetryInfo.retryDelay`, then the message.
@@ -192,13 +202,16 @@ export const retryAdvice = (
   const facts = errorFacts(status, headers, body)
   const kind = rules.classify?.(facts) ?? classify(facts)
   const should = read("x-should-retry")?.toLowerCase()
-  const retry = should === "true" ? true : should === "false" ? false : kind === "too-large"
+  const retry = should === "true"
+    ? true
+    : should === "false"
     ? false
     : kind === "other"
     ? RETRYABLE_STATUS(status)
-    : true
+    : kind === "rate-limited" || kind === "overloaded"
   const base = { kind, retry, ...(facts.message === "" ? {} : { message: facts.message }) }
-  if (!retry) return base
+  // A daily quota's delay is kept although it is not retried: it says when the quota may be back.
+  if (!retry && kind !== "daily") return base
   const found = (delayMs: number | undefined, source: RetrySource): RetryAdvice | undefined =>
     delayMs !== undefined && Number.isFinite(delayMs) && delayMs >= 0
       ? { ...base, delayMs: Math.ceil(delayMs), source }
