@@ -8,7 +8,7 @@
  *   b. `quotaflow`           the library entry, from the build (dist/, through the package's exports map);
  *   c. `quotaflow/emulator`  the provider emulator and its HTTP server.
  *
- * Run:  npm run build && npx tsx bench/import.ts     (or: node --experimental-strip-types, or any TS runner)
+ * Run:  npm run build && npx tsx bench/import.ts
  *       RUNS=15 npx tsx bench/import.ts              (more processes per module; default 7)
  * The modules resolve from the repository root, as a consumer's would: `quotaflow` by self-reference.
  */
