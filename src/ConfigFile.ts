@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Effect, Either, Option } from "effect"
 import { readFileSync } from "node:fs"
 import { parse } from "yaml"

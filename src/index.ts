@@ -1,6 +1,9 @@
 /**
  * quotaflow: run many callers on one LLM API key at the provider's quota, with zero 429s.
  *
+ * This entry holds the library only. The provider emulator has its own, `quotaflow/emulator`, so that a program
+ * that only limits its calls loads no HTTP server.
+ *
  * @since 0.1.0
  */
 import * as MemoryBackend from "./Backend/Memory.js"
@@ -9,7 +12,6 @@ import * as RedisBackend from "./Backend/Redis.js"
 export * as Backend from "./Backend.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
 export * as ConfigFile from "./ConfigFile.js"
-export * as Emulator from "./emulator/Emulator.js"
 export type { BreakerOptions, BreakerState } from "./CircuitBreaker.js"
 export * from "./Errors.js"
 export * as Metrics from "./Metrics.js"

@@ -3,6 +3,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { RedisServer } from "./support/redisServer.js"
+import { onSources } from "./support/sources.js"
 
 // Every `ts` block of the README is a complete program: it runs here against the sources, and throws if its
 // result is not what the README says.
@@ -28,7 +29,7 @@ describe("README examples", () => {
     it(`example ${i + 1} runs`, async () => {
       mkdirSync(out, { recursive: true })
       const file = join(out, `example-${i + 1}.ts`)
-      writeFileSync(file, code.replaceAll(`from "quotaflow"`, `from "../../src/index.js"`) + "\nexport {}\n")
+      writeFileSync(file, onSources(code, out) + "\nexport {}\n")
       await import(file)
     })
   })

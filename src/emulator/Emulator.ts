@@ -1,10 +1,10 @@
 /**
  * An HTTP server that rate-limits like a real LLM provider (OpenAI or Anthropic
- * style), for benchmarks, demos and end-to-end tests.
+ * style), for benchmarks, demos and end-to-end tests. Published as `quotaflow/emulator` (see `index.ts`).
  *
  * @example
  * import { Effect } from "effect"
- * import * as Emulator from "./Emulator.js"
+ * import { Emulator } from "quotaflow/emulator"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const emulator = yield* Emulator.serve({ style: "openai", limits: { requests: 60, tokens: 30_000 } }, { port: 0 })

@@ -2,9 +2,21 @@
  * Token counts before a call: exact BPE counts with `gpt-tokenizer` for OpenAI models, and a character-based
  * estimate for every other provider, whose tokenizers are not public.
  */
-import * as cl100k from "gpt-tokenizer/encoding/cl100k_base"
-import * as o200k from "gpt-tokenizer/encoding/o200k_base"
+import type * as Cl100k from "gpt-tokenizer/encoding/cl100k_base"
+import type * as O200k from "gpt-tokenizer/encoding/o200k_base"
+import { createRequire } from "node:module"
 import type { Prompt } from "./prompt.js"
+
+// The encodings' rank tables cost about 300 ms and 35 MB of heap to load, so they are loaded on the first count
+// in each encoding rather than with the library: most programs never count an OpenAI prompt, and one that
+// does needs only one of the two. Counting stays synchronous (an admission charge is computed inside
+// synchronous code), hence `require` (gpt-tokenizer ships a CommonJS build of each encoding) rather than a
+// dynamic `import()`.
+const require = createRequire(import.meta.url)
+let cl100k: typeof Cl100k | undefined
+let o200k: typeof O200k | undefined
+const cl100kBase = (): typeof Cl100k => (cl100k ??= require("gpt-tokenizer/encoding/cl100k_base"))
+const o200kBase = (): typeof O200k => (o200k ??= require("gpt-tokenizer/encoding/o200k_base"))
 
 /**
  * Characters per token of the character estimate. OpenAI's rule of thumb is about 4 characters of English per
@@ -99,7 +111,7 @@ export const encodingFor = (model: string | undefined): Encoding => {
  * countTokens("Hello, world!", "gpt-4o") // 4
  */
 export const countTokens = (text: string, model: string | undefined): number =>
-  encodingFor(model) === "cl100k_base" ? cl100k.countTokens(text) : o200k.countTokens(text)
+  encodingFor(model) === "cl100k_base" ? cl100kBase().countTokens(text) : o200kBase().countTokens(text)
 
 /**
  * Tokens added per message by OpenAI's chat format (`<|start|>role<|message|>…<|end|>`: 3 tokens plus one for
