@@ -1,6 +1,6 @@
 /**
  * One meter per quota algorithm: pure bookkeeping, time passed in as epoch milliseconds, no I/O.
- * The Redis backend's Lua library (`src/internal/redis/core.ts`) ports this file; keep the two in step.
+ * The Redis backend's Lua library (`src/internal/redis/lua/meters.lua`) ports this file; keep the two in step.
  *
  * Every meter answers the same questions: when does an amount fit (`fitsAt`), book it (`book`), change a
  * booking's amount at settlement (`adjust`), take it back as if it never happened (`release`).

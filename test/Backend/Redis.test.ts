@@ -6,8 +6,9 @@ import type { BackendService, ReserveResult } from "../../src/Backend.js"
 import { CapacityExceeded, ReservationNotFound } from "../../src/Errors.js"
 import * as RateLimited from "../../src/RateLimited.js"
 import { bucketTag, scriptKeys } from "../../src/internal/redis/keys.js"
+import { readFileSync } from "node:fs"
 import { calls } from "../../src/internal/redis/library.js"
-import { configArg } from "../../src/internal/redis/store.js"
+import { classify, configArg } from "../../src/internal/redis/store.js"
 import type { Bucket, LimiterConfig, Quota } from "../../src/Quota.js"
 import { commandCalls, redisServer, type RedisServer } from "../support/redisServer.js"
 
@@ -194,6 +195,25 @@ describe("RedisBackend", () => {
       reservedId(yield* backend.reserve(bucket, [1], 0))
       assert.strictEqual((yield* backend.reserve(bucket, [1], 0))._tag, "Wait")
       assert.strictEqual((yield* backend.status(bucket, [0])).open, 3)
+    }))
+
+  it.scopedLive("an error raised in the Lua names the file and line it comes from, as a function and as a script", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server, { namespace: "lines" })
+      const look = yield* inspector(server)
+      const bucket = bucketOf("lines", slots(3))
+      reservedId(yield* backend.reserve(bucket, [1], 0)) // the library is loaded
+      const keys = scriptKeys("lines", bucket)
+      // Amounts that are not numbers: reserve compares nil with the quota's capacity.
+      const args = [configArg(bucket, 600_000), "x", "x", "x"]
+      const lines = readFileSync(new URL("../../src/internal/redis/lua/reserve.lua", import.meta.url), "utf8").split("\n")
+      for (const send of [() => look.fcall(calls.reserve.function, keys.length, ...keys, ...args), () => look.eval(calls.reserve.lua, keys.length, ...keys, ...args)]) {
+        const error = yield* Effect.flip(Effect.tryPromise({ try: send, catch: classify }))
+        const at = /\(lua\/reserve\.lua:(\d+)\)$/.exec(error.message)
+        assert.isNotNull(at, error.message)
+        assert.include(lines[Number(at![1]) - 1], "amount > Q[i].cap", error.message)
+      }
     }))
 
   it.scopedLive("more buckets and configurations than the library remembers: each still reads its own state", () =>

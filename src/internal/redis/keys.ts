@@ -1,34 +1,10 @@
 /**
- * The Redis key layout of a bucket. Every key of a bucket shares one hash tag, `{<namespace>:<bucket>}`, so a
+ * The Redis key names of a bucket. Every key of a bucket shares one hash tag, `{<namespace>:<bucket>}`, so a
  * script's keys always live in one Cluster slot, and the namespace and bucket name are escaped so that no name
  * can close the tag, split it, or reach into another namespace.
  *
- * ```text
- * {ns:bucket}:s          hash    the bucket's state, and its open reservations:
- *                                  `state` the algorithms it was written for (a letter per quota: `t`, `s`, `f`,
- *                                        `c`), a space, then doubles packed with `struct` (little-endian):
- *                                        lastBooked, blockedUntil (a provider's retry hint), earliest expiry (a
- *                                        lower bound of the open reservations' expiries), the time every key
- *                                        expires at, open reservations, the last id's sequence number; then per
- *                                        quota: token bucket since, owed (tat = since + owed), epoch, units
- *                                        charged, last charge time, pending bookings; sliding window total in the
- *                                        log, entries in the log; concurrency in flight
- *                                  `p<i>` a token bucket's pending bookings "entry,amount,at;..." (in booking order)
- *                                  `<id>` an open reservation: the booking time and one hold per quota, packed
- *                                        (`<d` then `<Bdddd` per quota: kind 0 none / 1 pending / 2 held, amount,
- *                                        mark, after, chargedAt); ids are "<the Redis millisecond booked
- *                                        in>-<sequence>", which tells when each expires (that millisecond + 1 +
- *                                        reservationTtl)
- * {ns:bucket}:q<i>:sw    zset    sliding window log of quota i: member "entry/amount", score = booking time;
- *                                entry = reservation id, "<id>+" (usage settled on an uncharged metric) or
- *                                "o<n>" (usage the provider reported)
- * {ns:bucket}:q<i>:fw    hash    fixed windows of quota i: window index -> amount booked
- * {ns:bucket}:q<i>:tb|cc         (never created: token bucket and concurrency keep their state in `:s`)
- * ```
- *
- * Every key of a bucket expires at one time, kept in the state: once every booking has drained and every open
- * reservation has expired. A call that needs it later sets it again on every key, with time to spare; a key
- * created meanwhile gets the same expiry.
+ * What each key holds (its Redis type, its fields, the numbers packed in them) is described once, in
+ * `lua/layout.lua`, next to the constants the Lua reads it with.
  *
  * @internal
  */

@@ -6,32 +6,41 @@
  *
  * A server without Functions (Redis 6 and older) runs the same code as one script per operation, with EVALSHA.
  *
+ * The code is the files of `lua/` (see `luaSource.ts`): the layout of the keys (`layout.lua`), what every
+ * operation shares (`core.lua`, `meters.lua`, `call.lua`, `take.lua`), then one file per operation.
+ *
  * @internal
  */
 import { createHash } from "node:crypto"
-import { take } from "./close.js"
-import { core } from "./core.js"
-import { observe } from "./observe.js"
-import { release } from "./release.js"
-import { reserve } from "./reserve.js"
-import { settle } from "./settle.js"
-import { status } from "./status.js"
+import { LuaSource, remember } from "./luaSource.js"
 
 /** The operations, as the library names its functions. */
 export type Operation = "reserve" | "settle" | "release" | "status" | "observe"
 
 const operations: ReadonlyArray<Operation> = ["reserve", "settle", "release", "status", "observe"]
 
-const body = core + take + reserve + settle + release + observe + status
+const body = LuaSource.of([
+  "layout.lua",
+  "core.lua",
+  "meters.lua",
+  "call.lua",
+  "take.lua",
+  ...operations.map((operation) => `${operation}.lua`)
+])
 
-const digest = createHash("sha1").update(body).digest("hex").slice(0, 16)
+const digest = createHash("sha1").update(body.text).digest("hex").slice(0, 16)
 
 /** The library's name: `quotaflow_<digest of its code>`. */
 export const libraryName = `quotaflow_${digest}`
 
-/** The library's code, for FUNCTION LOAD. */
-export const libraryCode = `#!lua name=${libraryName}\n` + body +
+/** The library as FUNCTION LOAD is given it: its name's line, the files, then the functions it registers. */
+export const librarySource = body.around(
+  `#!lua name=${libraryName}\n`,
   operations.map((op) => `redis.register_function('${libraryName}_${op}', ${op})\n`).join("")
+)
+
+/** The library's code, for FUNCTION LOAD. */
+export const libraryCode = librarySource.text
 
 /**
  * How an operation is called: its function's name (FCALL), and the same operation as a script (EVAL / EVALSHA).
@@ -49,13 +58,16 @@ export interface Call {
 }
 
 const callOf = (operation: Operation): Call => {
-  const lua = body + `return ${operation}(KEYS, ARGV)\n`
-  return {
+  const script = body.around("", `return ${operation}(KEYS, ARGV)\n`)
+  const call = {
     operation,
     function: `${libraryName}_${operation}`,
-    lua,
-    sha: createHash("sha1").update(lua).digest("hex")
+    lua: script.text,
+    sha: createHash("sha1").update(script.text).digest("hex")
   }
+  remember(call.function, librarySource)
+  remember(call.sha, script)
+  return call
 }
 
 /** Every operation's call: `calls.reserve.function`. */

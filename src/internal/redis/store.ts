@@ -12,7 +12,8 @@ import type { Bucket } from "../../Quota.js"
 import type { ReserveOutcome } from "../bucketState.js"
 import { capacityOf, effectiveLimit } from "../meters.js"
 import { scriptKeys } from "./keys.js"
-import { type Call, calls, libraryCode } from "./library.js"
+import { type Call, calls, libraryCode, librarySource } from "./library.js"
+import { explain } from "./luaSource.js"
 
 /**
  * A standalone client or a Cluster.
@@ -108,7 +109,8 @@ const notSent = [
 export const classify = (error: unknown): RedisFailure => {
   const message = error instanceof Error ? error.message : String(error)
   if (error instanceof Error && error.name === "ReplyError") {
-    return new RedisFailure({ kind: notRun.test(message) ? "unsent" : "error", message })
+    // An error raised in the Lua says where: the file and line (see luaSource.ts).
+    return new RedisFailure({ kind: notRun.test(message) ? "unsent" : "error", message: explain(message, librarySource) })
   }
   return new RedisFailure({ kind: notSent.some((text) => message.includes(text)) ? "unsent" : "unknown", message })
 }

@@ -1,17 +1,10 @@
-/**
- * The reserve function: books a charge at the earliest time it fits every quota, never before an earlier booking
- * (FIFO across the bucket) nor a provider's retry hint, unless that is more than `maxWaitMs` away. Port of
- * `BucketState.reserve`.
- *
- * args from `OP`: one amount per quota, then maxWaitMs (`inf` for none).
- * Reply, then the time (see `core.ts`): `{"R", id, at}` (`at` empty when it is the time the call ran at) |
- * `{"W", retryAfterMs}` | `{"T", quota index}` (too large).
- *
- * @internal
- */
-
-/** Lua: `local function reserve(keys, args)`, after the core. */
-export const reserve = String.raw`
+-- reserve: books a charge at the earliest time it fits every quota, never before an earlier booking (FIFO
+-- across the bucket) nor a provider's retry hint, unless that is more than maxWaitMs away. A port of
+-- BucketState.reserve.
+--
+-- args from OP: one amount per quota, then maxWaitMs ('inf' for none).
+-- Reply, then the time (see core.lua): {'R', id, at} (at empty when it is the time the call ran at) |
+-- {'W', retryAfterMs} | {'T', quota index} (too large).
 local function reserve(keys, args)
   local failed = begin(keys, args)
   if failed then return failed end
@@ -59,4 +52,3 @@ local function reserve(keys, args)
   openCount = max(0, openCount) + 1
   return finish({ 'R', id, at == now and '' or fmt(at), clock[1], clock[2] })
 end
-`

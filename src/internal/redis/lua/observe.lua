@@ -1,16 +1,8 @@
-/**
- * The observe function: learns from the provider. Blocks the bucket's admissions until `now + retryAfterMs`
- * (a 429's retry hint) and raises each quota's usage to what the provider reports as used. Port of
- * `BucketState.observe`.
- *
- * args from `OP`: retryAfterMs (`-inf` for none), then one reported usage per quota (`""` = not reported).
- * Reply: the time (see `core.ts`).
- *
- * @internal
- */
-
-/** Lua: `local function observe(keys, args)`, after the core. */
-export const observe = String.raw`
+-- observe: learns from the provider. Blocks the bucket's admissions until now + retryAfterMs (a 429's retry
+-- hint) and raises each quota's usage to what the provider reports as used. A port of BucketState.observe.
+--
+-- args from OP: retryAfterMs ('-inf' for none), then one reported usage per quota ('' = not reported).
+-- Reply: the time (see core.lua).
 local function observe(keys, args)
   local failed = begin(keys, args)
   if failed then return failed end
@@ -30,4 +22,3 @@ local function observe(keys, args)
   end
   return finish({ clock[1], clock[2] })
 end
-`

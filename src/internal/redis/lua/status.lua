@@ -1,15 +1,8 @@
-/**
- * The status function: the bucket's state at `now` and how long a charge of `demand` would wait behind every
- * booking. Port of `BucketState.status`.
- *
- * args from `OP`: one demand per quota.
- * Reply, then the time (see `core.ts`): `{open, booked, waitMs, used_1, ..., used_n}`.
- *
- * @internal
- */
-
-/** Lua: `local function status(keys, args)`, after the core. */
-export const status = String.raw`
+-- status: the bucket's state at now and how long a charge of `demand` would wait behind every booking. A port
+-- of BucketState.status.
+--
+-- args from OP: one demand per quota.
+-- Reply, then the time (see core.lua): {open, booked, waitMs, used_1, ..., used_n}.
 local function status(keys, args)
   local failed = begin(keys, args)
   if failed then return failed end
@@ -19,7 +12,7 @@ local function status(keys, args)
     if isId(fields[j]) then
       open = open + 1
       local record = fields[j + 1]
-      if groupsIn(record) ~= nil and unpackStruct('<d', record) > now then booked = booked + 1 end
+      if groupsIn(record) ~= nil and unpackStruct(RECORD_FORMAT, record) > now then booked = booked + 1 end
     end
   end
   local wait = max(0, lastBooked - now, blockedUntil - now)
@@ -33,4 +26,3 @@ local function status(keys, args)
   result[#result + 1] = clock[2]
   return finish(result)
 end
-`

@@ -1,16 +1,9 @@
-/**
- * The settle function: closes a reservation with the actual usage per quota. Below the charge, a quota that
- * refunds gets the difference back; above it, the excess is charged; an empty argument keeps the charge.
- * Port of `BucketState.settle`.
- *
- * args from `OP`: id, then one actual amount per quota (`""` = keep the charge).
- * Reply, then the time (see `core.ts`): `{"1"}` settled | `{"0"}` not open.
- *
- * @internal
- */
-
-/** Lua: `local function settle(keys, args)`, after the core and `take`. */
-export const settle = String.raw`
+-- settle: closes a reservation with the actual usage per quota. Below the charge, a quota that refunds gets
+-- the difference back; above it, the excess is charged; an empty argument keeps the charge. A port of
+-- BucketState.settle.
+--
+-- args from OP: id, then one actual amount per quota ('' = keep the charge).
+-- Reply, then the time (see core.lua): {'1'} settled | {'0'} not open.
 local function settle(keys, args)
   local id = args[OP]
   local failed = begin(keys, args, id)
@@ -38,4 +31,3 @@ local function settle(keys, args)
   end
   return finish({ '1', clock[1], clock[2] })
 end
-`
