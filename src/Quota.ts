@@ -6,7 +6,7 @@
  */
 import { type Duration, Effect, Either, Schema } from "effect"
 import { ConfigurationError, InvalidUsage } from "./Errors.js"
-import { expected, formatIssues, Millis, Multiplier, NonNegativeInt, PositiveInt, Ratio } from "./internal/schema.js"
+import { expected, formatIssues, Millis, Multiplier, NonNegativeInt, plainFirst, PositiveInt, Ratio } from "./internal/schema.js"
 
 /**
  * How a quota counts:
@@ -248,7 +248,8 @@ export interface Bucket {
  */
 export type Usage = Readonly<Record<string, number>>
 
-const decodeBuckets = Schema.decodeUnknownEither(BucketsSchema, { errors: "all", onExcessProperty: "error" })
+// A generated configuration can have tens of thousands of buckets: decoded plainly first (see `plainFirst`).
+const decodeBuckets = Schema.decodeUnknownEither(plainFirst(BucketsSchema), { errors: "all", onExcessProperty: "error" })
 
 /**
  * Decodes a limiter configuration, reporting every problem with its path
