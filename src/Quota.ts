@@ -4,9 +4,10 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
+import { type Duration, Effect, Either, type ParseResult, Schema } from "effect"
 import { ConfigurationError, InvalidUsage } from "./Errors.js"
 import { providerIssues } from "./internal/provider/make.js"
+import { describe, expected, formatIssues, Millis, Multiplier, NonNegativeInt, plainFirst, PositiveInt, Ratio } from "./internal/schema.js"
 import * as Provider from "./Provider.js"
 
 /**
@@ -20,49 +21,8 @@ import * as Provider from "./Provider.js"
  */
 export type Algorithm = "token-bucket" | "sliding-window" | "fixed-window" | "concurrency"
 
-const describe = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
-  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value)
-  return Array.isArray(value) ? "an array" : typeof value
-}
-
-const expected = (what: string) => (issue: ParseResult.ParseIssue) => ({
-  message: `expected ${what}, got ${describe(issue.actual)}`,
-  override: true
-})
-
-const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations({
-  message: expected("a positive integer")
-})
-
-const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations({
-  message: expected("a non-negative integer")
-})
-
-const Ratio = Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(1)).annotations({
-  message: expected("a number in (0, 1]")
-})
-
-const Multiplier = Schema.Number.pipe(Schema.finite(), Schema.greaterThanOrEqualTo(1)).annotations({
-  message: expected("a finite number >= 1")
-})
-
-const windowIssue = (actual: unknown) =>
-  new ParseResult.Type(Schema.Number.ast, actual, `expected a positive duration ("1 minute", "10 seconds") or milliseconds, got ${describe(actual)}`)
-
 /** A window as milliseconds, or as an Effect duration string such as `"1 minute"`. */
-const WindowMs = Schema.transformOrFail(Schema.Unknown, Schema.Number, {
-  strict: true,
-  decode: (input) =>
-    Option.match(Duration.decodeUnknown(input), {
-      onNone: () => ParseResult.fail(windowIssue(input)),
-      onSome: (duration) => {
-        const ms = Duration.toMillis(duration)
-        return ms > 0 && Number.isFinite(ms) ? ParseResult.succeed(ms) : ParseResult.fail(windowIssue(input))
-      }
-    }),
-  encode: ParseResult.succeed
-})
+const WindowMs = Millis
 
 const AlgorithmSchema = Schema.Literal("token-bucket", "sliding-window", "fixed-window", "concurrency").annotations({
   message: expected(`one of "token-bucket", "sliding-window", "fixed-window", "concurrency"`)
@@ -328,18 +288,8 @@ export interface Bucket {
  */
 export type Usage = Readonly<Record<string, number>>
 
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (out, key) => (typeof key === "number" ? `${out}[${key}]` : out === "" ? String(key) : `${out}.${String(key)}`),
-    ""
-  )
-
-const formatIssues = (error: ParseResult.ParseError): Array<string> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
-    issue.path.length === 0 ? issue.message : `${formatPath(issue.path)}: ${issue.message}`
-  )
-
-const decodeBuckets = Schema.decodeUnknownEither(BucketsSchema, { errors: "all", onExcessProperty: "error" })
+// A generated configuration can have tens of thousands of buckets: decoded plainly first (see `plainFirst`).
+const decodeBuckets = Schema.decodeUnknownEither(plainFirst(BucketsSchema), { errors: "all", onExcessProperty: "error" })
 
 /**
  * Decodes a limiter configuration, reporting every problem with its path

@@ -14,10 +14,11 @@
 import { Clock, Duration, Effect, Either, Layer, Metric, Schedule, type Scope } from "effect"
 import { Cluster, Redis, type RedisOptions } from "ioredis"
 import { Backend, type BackendService, type BackendStatus, type ReserveResult } from "../Backend.js"
-import { BackendUnavailable, CapacityExceeded, ReservationNotFound } from "../Errors.js"
+import { BackendUnavailable, CapacityExceeded, type ConfigurationError, ReservationNotFound } from "../Errors.js"
 import { BucketState, type ReserveOutcome } from "../internal/bucketState.js"
 import { capacityOf } from "../internal/meters.js"
 import { makeBreaker } from "../internal/redis/breaker.js"
+import * as Options from "../internal/redis/options.js"
 import { classify, makeStore, RedisFailure, type Timed } from "../internal/redis/store.js"
 import type { Bucket } from "../Quota.js"
 
@@ -143,37 +144,19 @@ export const localAdmissions = Metric.counter("quotaflow_redis_local_admissions"
 const LOCAL = "local:"
 const OPEN = "open:"
 
-interface Settings {
-  readonly namespace: string
-  readonly reservationTtlMs: number
-  readonly commandTimeoutMs: number
-  readonly connectTimeoutMs: number
-  readonly policy: UnavailablePolicy
-  readonly localShare: number
-  readonly pollMs: number
+interface Settings extends Options.Settings {
   readonly schedule: Schedule.Schedule<unknown, RedisFailure>
 }
 
-const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
-
-const settingsOf = (options: RedisBackendOptions): Settings => {
-  const retry = options.retry ?? {}
-  const maxDelay = Duration.decode(retry.maxDelay ?? "200 millis")
-  return {
-    namespace: options.namespace ?? "quotaflow",
-    reservationTtlMs: Math.max(1, Math.ceil(millis(options.reservationTtl ?? "10 minutes"))),
-    commandTimeoutMs: Math.max(1, millis(options.commandTimeout ?? "500 millis")),
-    connectTimeoutMs: Math.max(1, millis(options.connectTimeout ?? "2 seconds")),
-    policy: options.onUnavailable ?? "fail-closed",
-    localShare: options.localShare ?? 1,
-    pollMs: Math.max(1, millis(options.pollInterval ?? "50 millis")),
-    schedule: Schedule.exponential(retry.base ?? "20 millis", retry.factor ?? 2).pipe(
-      Schedule.jittered,
-      Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
-      Schedule.intersect(Schedule.recurs(Math.max(0, retry.times ?? 2)))
-    )
-  }
-}
+/** The decoded options (see `decodeOptions`), and the retry schedule they describe. */
+const settingsOf = (options: Options.Settings): Settings => ({
+  ...options,
+  schedule: Schedule.exponential(Duration.millis(options.retry.baseMs), options.retry.factor).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.millis(options.retry.maxDelayMs))),
+    Schedule.intersect(Schedule.recurs(options.retry.times))
+  )
+})
 
 type Client = Redis | Cluster
 
@@ -247,7 +230,7 @@ const connect = (options: RedisBackendOptions, settings: Settings): Effect.Effec
 
 /**
  * Makes a Redis backend in a scope: connects, loads the function library, and closes the connection it created when
- * the scope closes.
+ * the scope closes. Bad options fail with `ConfigurationError`, every one named, before anything connects.
  *
  * @example
  * ```ts
@@ -262,12 +245,12 @@ const connect = (options: RedisBackendOptions, settings: Settings): Effect.Effec
  * ```
  * @since 0.1.0
  */
-export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendService, BackendUnavailable, Scope.Scope> =>
+export const make = (
+  options: RedisBackendOptions = {}
+): Effect.Effect<BackendService, BackendUnavailable | ConfigurationError, Scope.Scope> =>
   Effect.gen(function*() {
-    const settings = settingsOf(options)
-    if (!(settings.localShare > 0 && settings.localShare <= 1)) {
-      return yield* Effect.dieMessage(`RedisBackend: localShare must be in (0, 1], got ${settings.localShare}`)
-    }
+    // Before anything connects: a misspelled policy must not run as another one.
+    const settings = settingsOf(yield* Options.decodeOptions(options))
     const client = yield* connect(options, settings)
     const store = makeStore(client, settings)
     yield* Effect.ignore(store.load)
@@ -447,7 +430,8 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
 
 /**
  * The Redis backend as a layer: the connection is acquired when the layer is built and closed when its scope
- * closes. Fails with `BackendUnavailable` when Redis cannot be reached at start and the policy is fail-closed.
+ * closes. Fails with `BackendUnavailable` when Redis cannot be reached at start and the policy is fail-closed,
+ * and with `ConfigurationError` when an option is bad.
  *
  * @example
  * ```ts
@@ -462,4 +446,5 @@ export const make = (options: RedisBackendOptions = {}): Effect.Effect<BackendSe
  * ```
  * @since 0.1.0
  */
-export const layer = (options: RedisBackendOptions = {}): Layer.Layer<Backend, BackendUnavailable> => Layer.scoped(Backend, make(options))
+export const layer = (options: RedisBackendOptions = {}): Layer.Layer<Backend, BackendUnavailable | ConfigurationError> =>
+  Layer.scoped(Backend, make(options))

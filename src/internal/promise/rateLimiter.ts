@@ -30,6 +30,7 @@ import type { ProviderResponse } from "../learning.js"
 import * as Limiter from "../limiter.js"
 import * as Flow from "../rateLimited.js"
 import { MAX_OPEN, type Open } from "../reservationTracker.js"
+import { decodeOptions } from "../redis/options.js"
 import type { Ticket } from "../scheduler.js"
 import { answerOfError, answerOfResponse, followStream, jsonBodyOf, parseJson } from "./answer.js"
 
@@ -129,12 +130,16 @@ export const make = (config: RateLimiterConfig): RateLimiter => {
   const { backend: backendConfig, bucketOf, ...limiterConfig } = config
   const decoded = Effect.runSync(Effect.either(Quota.decodeSettings(limiterConfig)))
   if (Either.isLeft(decoded)) throw decoded.left
-  const backend: Layer.Layer<Backend, BackendUnavailable> = backendConfig === undefined
+  const redis: RedisBackend.RedisBackendOptions | undefined = backendConfig === undefined ? undefined : {
+    ...(typeof backendConfig.redis === "string" ? { url: backendConfig.redis } : backendConfig.redis),
+    ...(backendConfig.namespace === undefined ? {} : { namespace: backendConfig.namespace })
+  }
+  // Bad Redis options throw here, like a bad configuration, rather than failing every call later.
+  const invalid = redis === undefined ? undefined : Either.getLeft(decodeOptions(redis)).pipe(Option.getOrUndefined)
+  if (invalid !== undefined) throw new ConfigurationError({ issues: invalid.issues.map((issue) => `backend.redis.${issue}`) })
+  const backend: Layer.Layer<Backend, BackendUnavailable | ConfigurationError> = redis === undefined
     ? MemoryBackend.layer
-    : RedisBackend.layer({
-      ...(typeof backendConfig.redis === "string" ? { url: backendConfig.redis } : backendConfig.redis),
-      ...(backendConfig.namespace === undefined ? {} : { namespace: backendConfig.namespace })
-    })
+    : RedisBackend.layer(redis)
   const coreLayer = Layer.scoped(PromiseCore, Effect.map(Limiter.make(limiterConfig), (limiter) => ({ limiter, flow: Flow.make(limiter) })))
   const runtime = ManagedRuntime.make(coreLayer.pipe(Layer.provide(backend)))
   let core: Ready | undefined
