@@ -1,7 +1,8 @@
 /**
- * Worker processes for the end-to-end tests: `test/e2e/worker.ts` forked with `node --import tsx`, spoken to
- * over IPC. Every wait is bounded; a child that dies or reports an error fails the wait at once, with its
- * stderr in the message. `stopAll` kills whatever is still running.
+ * Worker processes for the end-to-end tests: `test/e2e/worker.ts` (or another script speaking the same way:
+ * settings as JSON in `QUOTAFLOW_E2E`, commands and reports over IPC, an `error` report when something failed)
+ * forked with `node --import tsx`. Every wait is bounded; a child that dies or reports an error fails the wait
+ * at once, with its stderr in the message. `stopAll` kills whatever is still running.
  */
 import { type ChildProcess, fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
@@ -15,7 +16,15 @@ process.once("exit", () => {
   for (const child of live) child.kill("SIGKILL")
 })
 
-type ReportOf<T extends Report["type"]> = Extract<Report, { readonly type: T }>
+/** What every child script reports: typed by `type`; `{ type: "error", message }` fails every wait. */
+interface AnyReport {
+  readonly type: string
+}
+
+type ReportOf<R extends AnyReport, T extends R["type"]> = Extract<R, { readonly type: T }>
+
+const errorMessage = (report: AnyReport): string | undefined =>
+  report.type === "error" && "message" in report && typeof report.message === "string" ? report.message : undefined
 
 /**
  * One worker process.
@@ -27,8 +36,8 @@ type ReportOf<T extends Report["type"]> = Extract<Report, { readonly type: T }>
  * child.send({ type: "go", calls })
  * ```
  */
-export class Child {
-  readonly reports: Array<Report> = []
+export class Child<C extends object = Command, R extends AnyReport = Report> {
+  readonly reports: Array<R> = []
   private stderr = ""
   private readonly listeners = new Set<() => void>()
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined
@@ -42,7 +51,7 @@ export class Child {
       this.stderr = (this.stderr + chunk.toString("utf8")).slice(-4_000)
     })
     process.stdout?.resume()
-    process.on("message", (report: Report) => {
+    process.on("message", (report: R) => {
       this.reports.push(report)
       this.changed()
     })
@@ -57,14 +66,22 @@ export class Child {
   }
 
   static fork(settings: WorkerSettings): Child {
-    const child = fork(workerPath, [], {
+    return Child.forkScript<Command, Report>(workerPath, settings)
+  }
+
+  /** Forks another child script (a path), with its own commands `C` and reports `R`. */
+  static forkScript<C extends object, R extends AnyReport, S extends { readonly name: string } = { readonly name: string }>(
+    script: string,
+    settings: S
+  ): Child<C, R> {
+    const child = fork(script, [], {
       cwd: root,
       execArgv: ["--import", "tsx"],
       env: { ...process.env, QUOTAFLOW_E2E: JSON.stringify(settings) },
       stdio: ["ignore", "pipe", "pipe", "ipc"],
       serialization: "json"
     })
-    return new Child(settings.name, child)
+    return new Child<C, R>(settings.name, child)
   }
 
   get pid(): number | undefined {
@@ -79,32 +96,32 @@ export class Child {
     for (const listener of [...this.listeners]) listener()
   }
 
-  send(command: Command): void {
+  send(command: C): void {
     if (!this.running || !this.process.connected) throw new Error(`${this.name} is not running`)
     this.process.send(command)
   }
 
   /** All reports of a type received so far. */
-  all<T extends Report["type"]>(type: T): Array<ReportOf<T>> {
-    return this.reports.filter((r): r is ReportOf<T> => r.type === type)
+  all<T extends R["type"]>(type: T): Array<ReportOf<R, T>> {
+    return this.reports.filter((r): r is ReportOf<R, T> => r.type === type)
   }
 
   /**
    * Waits until `count` reports of `type` have arrived beyond those earlier waits consumed, and returns them.
    * Fails on an `error` report, on the child's exit, or after `timeoutMs`.
    */
-  next<T extends Report["type"]>(type: T, timeoutMs: number, count = 1): Promise<Array<ReportOf<T>>> {
+  next<T extends R["type"]>(type: T, timeoutMs: number, count = 1): Promise<Array<ReportOf<R, T>>> {
     return new Promise((resolve, reject) => {
       const from = this.consumed.get(type) ?? 0
-      const finish = (error: Error | undefined, value?: Array<ReportOf<T>>) => {
+      const finish = (error: Error | undefined, value?: Array<ReportOf<R, T>>) => {
         clearTimeout(timer)
         this.listeners.delete(check)
         if (error !== undefined) reject(error)
         else resolve(value!)
       }
       const check = () => {
-        const error = this.reports.find((r): r is ReportOf<"error"> => r.type === "error")
-        if (error !== undefined) return finish(new Error(`${this.name} reported: ${error.message}\n${this.stderr}`))
+        const error = this.reports.map(errorMessage).find((message) => message !== undefined)
+        if (error !== undefined) return finish(new Error(`${this.name} reported: ${error}\n${this.stderr}`))
         const found = this.all(type)
         if (found.length >= from + count) {
           this.consumed.set(type, from + count)
@@ -146,7 +163,7 @@ export class Child {
 }
 
 /** Kills every child still running and waits until they are gone. */
-export const stopAll = async (children: Iterable<Child>): Promise<void> => {
+export const stopAll = async (children: Iterable<Child<object, AnyReport>>): Promise<void> => {
   await Promise.allSettled([...children].map((child) => child.kill("SIGKILL")))
 }
 
