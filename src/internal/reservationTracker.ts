@@ -41,7 +41,10 @@ export const MAX_OPEN = 1_000_000
 export class ReservationTracker {
   /** Keyed by the record itself; in opening order, which is the order they expire in. */
   private readonly records = new Set<Open>()
+  /** Open while nothing is open: shutdown waits on it. */
   private readonly idle = Effect.unsafeMakeLatch(true)
+  /** Open while something is open: the sweeper waits on it. */
+  private readonly busy = Effect.unsafeMakeLatch(false)
 
   constructor(
     private readonly backend: BackendService,
@@ -65,7 +68,10 @@ export class ReservationTracker {
       openedAt: this.clock.unsafeCurrentTimeMillis(),
       open: true
     }
-    if (this.records.size === 0) this.idle.unsafeClose()
+    if (this.records.size === 0) {
+      this.idle.unsafeClose()
+      this.busy.unsafeOpen()
+    }
     this.records.add(record)
     return record
   }
@@ -74,7 +80,10 @@ export class ReservationTracker {
     if (!record.open) return false
     record.open = false
     this.records.delete(record)
-    if (this.records.size === 0) this.idle.unsafeOpen()
+    if (this.records.size === 0) {
+      this.idle.unsafeOpen()
+      this.busy.unsafeClose()
+    }
     return true
   }
 
@@ -122,22 +131,23 @@ export class ReservationTracker {
   }
 
   /**
-   * The orphan sweeper: every so often (a quarter of the TTL, at most a minute), the reservations open past the
-   * TTL are settled with their charge kept, so that a concurrency slot always comes back, even from a permit
-   * its holder forgot. Runs on the limiter's `Clock`, so `TestClock` drives it.
+   * The orphan sweeper: sleeps until the oldest open reservation is `ttlMs` old (records only get younger
+   * behind it), settles every one that old with its charge kept, so that a concurrency slot always comes back,
+   * even from a permit its holder forgot; with nothing open it waits for something to be. Runs on the
+   * limiter's `Clock`, so `TestClock` drives it.
    */
-  readonly sweep: Effect.Effect<never> = Effect.suspend(() => {
-    const everyMs = Math.max(10, Math.min(this.ttlMs / 4, 60_000))
-    const once = Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const oldest = this.records.values().next()
-      if (oldest.done === true || oldest.value.openedAt + this.ttlMs > now) return Effect.void
+  readonly sweep: Effect.Effect<never> = Effect.forever(Effect.suspend(() => {
+    const oldest = this.records.values().next()
+    if (oldest.done === true) return this.busy.await
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const dueIn = oldest.value.openedAt + this.ttlMs - now
+      if (dueIn > 0) return Effect.sleep(Duration.millis(dueIn))
       return Effect.zipRight(
         Effect.logWarning(`quotaflow: settling reservations open longer than ${this.ttlMs} ms (reservationTtl), keeping their charge`),
         this.settleOpened(now - this.ttlMs, true)
       )
     })
-    return Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(everyMs)), once))
-  })
+  }))
 
   /**
    * Shutdown: waits up to `timeoutMs` for every open reservation to be settled or released by its call, then

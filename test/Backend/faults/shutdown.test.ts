@@ -175,7 +175,9 @@ describe("Promise: close() while calls run and a permit is held", () => {
 
   beforeAll(async () => {
     const ns = namespace()
-    const limiter = createRateLimiter({ ...config, backend: { redis: redisUrl(), namespace: ns } })
+    // A permit its holder never settles holds close() for shutdownTimeout (30 s by default), as a running call
+    // would: this one waits a second for it, then settles it itself.
+    const limiter = createRateLimiter({ ...config, shutdownTimeout: "1 second", backend: { redis: redisUrl(), namespace: ns } })
     let started = 0
     const running = expected.slice(1).map((value) =>
       limiter.submit({ bucket: "slots" }, async () => {
