@@ -19,7 +19,7 @@ import { BucketState, type ReserveOutcome } from "../internal/bucketState.js"
 import { capacityOf } from "../internal/meters.js"
 import { makeBreaker } from "../internal/redis/breaker.js"
 import * as Options from "../internal/redis/options.js"
-import { classify, makeStore, RedisFailure, type Timed } from "../internal/redis/store.js"
+import { classify, makeStore, RedisFailure, type Timed, tokens } from "../internal/redis/store.js"
 import type { Bucket } from "../Quota.js"
 
 /**
@@ -140,6 +140,9 @@ export const localAdmissions = Metric.counter("quotaflow_redis_local_admissions"
   description: "Calls admitted against this process's local share while Redis was unavailable",
   incremental: true
 })
+
+/** Most closings one process keeps owing Redis; past it, reservationTtl closes them in Redis. */
+const MAX_OWED = 100_000
 
 const LOCAL = "local:"
 const OPEN = "open:"
@@ -312,7 +315,31 @@ export const make = (
       }
     }
 
-    const releaseInRedis = (bucket: Bucket, id: string) => Effect.ignore(call(store.release(bucket, id), true))
+    /**
+     * What Redis still owes this process, by bucket and id: the release of a reserve whose answer was lost (it
+     * may have booked, under a token only this process knows), and settles or releases that could not reach
+     * it. `repair` sends them again until Redis answers, whatever the answer: each is safe to run twice.
+     */
+    const owed = new Map<string, { readonly bucket: Bucket; readonly close: Effect.Effect<unknown, RedisFailure> }>()
+    const owe = (bucket: Bucket, id: string, close: Effect.Effect<unknown, RedisFailure>): void => {
+      if (owed.size < MAX_OWED) owed.set(`${bucket.name}\u0000${id}`, { bucket, close })
+    }
+    const repair = Effect.suspend(() =>
+      Effect.forEach(
+        [...owed],
+        ([key, { close }]) => Effect.match(close, { onFailure: () => undefined, onSuccess: () => owed.delete(key) }),
+        { concurrency: 16, discard: true }
+      )
+    )
+    // Once a command timeout has passed (calls skip Redis that long after it failed to answer), and once more
+    // before the connection closes.
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(settings.commandTimeoutMs), repair)))
+    yield* Effect.addFinalizer(() => Effect.timeout(repair, settings.commandTimeoutMs).pipe(Effect.ignore))
+
+    const nextToken = tokens()
+
+    const releaseInRedis = (bucket: Bucket, id: string) =>
+      Effect.catchAll(call(store.release(bucket, id), true), () => Effect.sync(() => owe(bucket, id, store.release(bucket, id))))
 
     /**
      * A reserve that reached Redis books even if its caller is interrupted meanwhile: the call runs
@@ -320,10 +347,16 @@ export const make = (
      * the caller was interrupted in the meantime. The call forks no fiber, so nothing of it is interrupted early.
      */
     const reserveInRedis = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) =>
-      Effect.uninterruptibleMask((restore) =>
-        match(
-          call(store.reserve(bucket, charge, maxWaitMs), false),
-          (failure) => restore(reserveWithout(bucket, charge, maxWaitMs, failure)),
+      Effect.uninterruptibleMask((restore) => {
+        const token = nextToken()
+        return match(
+          call(store.reserve(bucket, charge, maxWaitMs, token), false),
+          (failure) => {
+            // No answer in time, or the connection dropped: it may run yet (a stalled server runs it when it
+            // resumes). It is given back by its token, which leaves a tombstone if it has not run.
+            if (failure.kind === "unknown") owe(bucket, `~${token}`, store.releaseToken(bucket, token))
+            return restore(reserveWithout(bucket, charge, maxWaitMs, failure))
+          },
           ({ value }): Effect.Effect<ReserveResult, CapacityExceeded | BackendUnavailable> => {
             if (value._tag !== "Reserved") return fromOutcome(bucket, value, "")
             const reserved: ReserveResult = { _tag: "Reserved", reservation: { id: value.id, bucket: bucket.name, at: value.at } }
@@ -335,7 +368,7 @@ export const make = (
             )
           }
         )
-      )
+      })
 
     const reserveWithout = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number, failure: RedisFailure) =>
       Effect.gen(function*() {
@@ -374,17 +407,20 @@ export const make = (
 
     // An attempt that may have run and a retry that finds nothing open: the first one closed it.
     const closedAnyway = (answer: Timed<boolean>): Timed<boolean> => ({ now: answer.now, value: true })
-    // Without Redis the reservation stays open there until reservationTtl closes it.
-    const closeFailed = (failure: RedisFailure): Effect.Effect<void, BackendUnavailable> =>
-      settings.policy === "fail-closed" ? Effect.fail(unavailable(failure)) : Effect.void
-
-    /** Settle or release in Redis. */
+    /** Settle or release in Redis; one that cannot reach it is owed (see `repair`), and fails as the policy says. */
     const closeInRedis = (
       bucket: Bucket,
       id: string,
       remote: Effect.Effect<Timed<boolean>, RedisFailure>
     ): Effect.Effect<void, ReservationNotFound | BackendUnavailable> =>
-      match(call(remote, true, closedAnyway), closeFailed, ({ value }) => (value ? Effect.void : notFound(bucket, id)))
+      match(
+        call(remote, true, closedAnyway),
+        (failure) => {
+          owe(bucket, id, remote)
+          return settings.policy === "fail-closed" ? Effect.fail(unavailable(failure)) : Effect.void
+        },
+        ({ value }) => (value ? Effect.void : notFound(bucket, id))
+      )
 
     const statusWithout = (bucket: Bucket, demand: ReadonlyArray<number>, failure: RedisFailure) =>
       Effect.gen(function*() {

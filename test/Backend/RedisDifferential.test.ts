@@ -9,8 +9,10 @@ import { Redis } from "ioredis"
 import type { BackendStatus } from "../../src/Backend.js"
 import { BucketState, type ReserveOutcome } from "../../src/internal/bucketState.js"
 import { capacityOf } from "../../src/internal/meters.js"
-import { makeStore, type RedisStore } from "../../src/internal/redis/store.js"
+import { makeStore, type RedisStore, tokens } from "../../src/internal/redis/store.js"
 import type { Bucket, Quota } from "../../src/Quota.js"
+
+const nextToken = tokens()
 import { redisServer } from "../support/redisServer.js"
 
 const TOLERANCE = 1e-6
@@ -152,7 +154,7 @@ const replay = (store: RedisStore, shape: Bucket, ops: ReadonlyArray<Op>) =>
           trail.push(`retune ${bucket.quotas.map((q) => q.limit).join(" ")}`)
           break
         case "reserve": {
-          const { now, value } = yield* store.reserve(bucket, op.charge, op.maxWaitMs)
+          const { now, value } = yield* store.reserve(bucket, op.charge, op.maxWaitMs, nextToken())
           const expected = pure.reserve(op.charge, now, op.maxWaitMs)
           trail.push(`reserve ${JSON.stringify(op.charge)} maxWait ${op.maxWaitMs} at ${now}: ${describeOutcome(value)}`)
           if (!sameOutcome(value, expected)) yield* fail(`reserve: Redis ${describeOutcome(value)}, pure ${describeOutcome(expected)}`)

@@ -6,6 +6,7 @@
  * @internal
  */
 import { Data, Effect } from "effect"
+import { randomBytes } from "node:crypto"
 import { Cluster, type Redis } from "ioredis"
 import type { BackendStatus } from "../../Backend.js"
 import type { Bucket } from "../../Quota.js"
@@ -55,15 +56,29 @@ export interface StoreOptions {
  *
  * @example
  * ```ts
- * const { now, value } = yield* store.reserve(bucket, [1, 1200], 0) // value: a ReserveOutcome
+ * const { now, value } = yield* store.reserve(bucket, [1, 1200], 0, token) // value: a ReserveOutcome
  * ```
  */
 export interface RedisStore {
-  readonly reserve: (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) => Effect.Effect<Timed<ReserveOutcome>, RedisFailure>
+  /**
+   * Books under `<Redis millisecond>-<token>`; `token` (letters and digits, at most 64, unique per reserve: see
+   * `tokens`) lets a reserve whose answer was lost be released by `releaseToken` all the same.
+   */
+  readonly reserve: (
+    bucket: Bucket,
+    charge: ReadonlyArray<number>,
+    maxWaitMs: number,
+    token: string
+  ) => Effect.Effect<Timed<ReserveOutcome>, RedisFailure>
   /** `false` when the reservation is not open. */
   readonly settle: (bucket: Bucket, id: string, actual: ReadonlyArray<number | undefined>) => Effect.Effect<Timed<boolean>, RedisFailure>
   /** `false` when the reservation is not open. */
   readonly release: (bucket: Bucket, id: string) => Effect.Effect<Timed<boolean>, RedisFailure>
+  /**
+   * Releases the reservation a reserve of `token` booked, if it did; if not, leaves a tombstone so that the
+   * reserve books nothing should it arrive later (a stalled connection). `false` when nothing was booked.
+   */
+  readonly releaseToken: (bucket: Bucket, token: string) => Effect.Effect<Timed<boolean>, RedisFailure>
   readonly status: (bucket: Bucket, demand: ReadonlyArray<number>) => Effect.Effect<Timed<BackendStatus>, RedisFailure>
   /**
    * What the provider said: block admissions for `retryAfterMs` from now (0 or `-Infinity`: no hint), and raise each
@@ -95,7 +110,7 @@ export interface RedisStore {
 }
 
 /** Server errors raised before a command runs: retrying cannot run it twice. */
-const notRun = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|NOREPLICAS)\b/
+const notRun = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|NOREPLICAS|OOM)\b/
 /** ioredis errors raised before a command is written to the socket. */
 const notSent = [
   "enableOfflineQueue options is false",
@@ -104,6 +119,21 @@ const notSent = [
   "None of startup nodes is available",
   "Failed to refresh slots cache"
 ]
+
+/**
+ * Tokens for `reserve`, unique to this process and call: a random prefix, then a counter, in base 36.
+ *
+ * @example
+ * ```ts
+ * const next = tokens()
+ * next() // "k3j9x0a71"
+ * ```
+ */
+export const tokens = (): (() => string) => {
+  const prefix = randomBytes(6).readUIntBE(0, 6).toString(36).padStart(10, "0")
+  let n = 0
+  return () => prefix + (++n).toString(36)
+}
 
 /** Sorts an ioredis rejection: `classify(new Error("Command timed out")).kind === "unknown"`. */
 export const classify = (error: unknown): RedisFailure => {
@@ -172,6 +202,9 @@ const parseReserve: Parse<Timed<ReserveOutcome>> = (reply, bucket) => {
       return { now, value: { _tag: "Reserved", id: reply[1], at: reply[2] === "" ? now : parseNumber(reply[2]) } }
     case "W":
       return { now, value: { _tag: "Wait", retryAfterMs: parseNumber(reply[1]) } }
+    case "X":
+      // Its token was released first (see `release`): its caller gave up on it, and nobody reads this answer.
+      return { now, value: { _tag: "Wait", retryAfterMs: 0 } }
     default:
       return { now, value: { _tag: "TooLarge", metric: bucket.quotas[Number(reply[1])]?.metric ?? reply[1] } }
   }
@@ -461,10 +494,10 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
       )
     })
 
-  const reserve = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) => {
+  const reserve = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number, token: string) => {
     const args: Array<string> = []
     for (let i = 0; i < bucket.quotas.length; i++) args.push(formatNumber(charge[i] ?? 0))
-    args.push(formatNumber(maxWaitMs))
+    args.push(formatNumber(maxWaitMs), token)
     return run(calls.reserve, bucket, args, parseReserve)
   }
 
@@ -504,6 +537,7 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
     reserve,
     settle,
     release: (bucket, id) => run(calls.release, bucket, [id], parseClosed),
+    releaseToken: (bucket, token) => run(calls.release, bucket, [`~${token}`], parseClosed),
     status,
     observe,
     command,

@@ -1,9 +1,9 @@
 -- begin and finish: the start and the end of every call.
 
 -- Starts a call: the clock, the configuration, the state (and the record of 'taken', the id of a reservation
--- the call closes); then what time alone changes: due pending bookings are charged, and expired
+-- the call closes, or the field 'tombstone' a reserve must not find: TOMBSTONE); then what time alone changes: due pending bookings are charged, and expired
 -- reservations reclaimed. Returns an error reply when the configuration is unreadable.
-local function begin(keys, args, taken)
+local function begin(keys, args, taken, tombstone)
   if call == nil then bind() end
   clock = call('TIME')
   now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
@@ -18,6 +18,9 @@ local function begin(keys, args, taken)
   if taken then
     local got = call('HMGET', K_STATE, 'state', taken)
     G, TAKEN, TAKEN_RECORD = got[1], taken, got[2]
+  elseif tombstone then
+    local got = call('HMGET', K_STATE, 'state', tombstone)
+    G, TAKEN, TAKEN_RECORD, TOMBSTONE = got[1], nil, false, got[2]
   else
     G, TAKEN, TAKEN_RECORD = call('HGET', K_STATE, 'state'), nil, false
   end
@@ -92,7 +95,11 @@ local function begin(keys, args, taken)
     local earliest = INF
     for j = 1, #ids do
       local expiry = isId(ids[j]) and expiryOf(ids[j]) or INF
-      if expiry <= now then
+      if byte(ids[j], 1) == 120 then
+        -- A tombstone ('x'): dropped, like an orphan, once reservationTtl has passed.
+        local at = (tonumber(call('HGET', K_STATE, ids[j])) or 0) + 1 + ttlMs
+        if at <= now then call('HDEL', K_STATE, ids[j]) elseif at < earliest then earliest = at end
+      elseif expiry <= now then
         local record = call('HGET', K_STATE, ids[j])
         call('HDEL', K_STATE, ids[j])
         if ids[j] == TAKEN then TAKEN_RECORD = false end

@@ -133,7 +133,7 @@ end
 -- the reservation the call closes and its record (read with the state; false once gone), BOOKED the id and
 -- record of the reservation it opens (written with the state).
 local clock, now, K_STATE, C, B, ttlMs, algs, nq, Q, maxWindow, stateLength
-local TAKEN, TAKEN_RECORD, BOOKED, BOOKED_RECORD
+local TAKEN, TAKEN_RECORD, BOOKED, BOOKED_RECORD, TOMBSTONE
 local lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq
 -- Keys this call creates while the others keep their expiry: they get the same one (see finish).
 local fresh
@@ -240,12 +240,19 @@ local function holdsOf(id, record)
   return HOLDS
 end
 
--- Reservation ids are unique while the bucket's state lives (a fresh state starts at a later millisecond).
--- Records are fields of the state hash, named by their ids; the hash's other fields never look like one.
+-- Reservation ids are unique: each client's tokens are. Records are fields of the state hash, named by their
+-- ids; the hash's other fields never look like one.
 local function isId(field)
   return match(field, ID_PATTERN) ~= nil
 end
 
 local function expiryOf(id)
   return (tonumber(match(id, '^(%d+)-')) or 0) + 1 + ttlMs
+end
+
+-- A client's token, if `token` is one (TOKEN_PATTERN, at most TOKEN_MAX long); nil otherwise.
+local function tokenOf(token)
+  -- Called before begin has bound the short names: the string library's own.
+  if type(token) ~= 'string' or #token > TOKEN_MAX or string.match(token, TOKEN_PATTERN) == nil then return nil end
+  return token
 end

@@ -13,8 +13,8 @@
 --                                   the header (HEADER_FORMAT): lastBooked (the latest time booked at),
 --                                     blockedUntil (a provider's retry hint), earliestExpiry (a lower bound of
 --                                     the open reservations' expiries), expiresAt (when every key of the
---                                     bucket expires), openCount (open reservations), seq (the last id's
---                                     sequence number);
+--                                     bucket expires), openCount (open reservations), seq (the sequence
+--                                     number of the last usage the provider reported, "o<n>" below);
 --                                   then per quota (QUOTA_FORMAT):
 --                                     token bucket   since, owed (tat = since + owed), epoch, charged (units
 --                                                    charged so far), lastChargeAt, pending (bookings in p<i>)
@@ -32,8 +32,13 @@
 --                                   sliding window mark = the time booked at
 --                                   fixed window   mark = the window's index
 --                                   concurrency    (amount only)
---                                 Ids are "<the Redis millisecond booked in>-<sequence>" (ID_PATTERN): a
---                                 reservation expires at that millisecond + 1 + reservationTtl.
+--                                 Ids are "<the Redis millisecond booked in>-<the client's token>"
+--                                 (ID_PATTERN): a reservation expires at that millisecond + 1 +
+--                                 reservationTtl. The token (TOKEN_PATTERN) is chosen by the client, so that
+--                                 a reserve whose answer was lost can still be released by it.
+--     x<token>                    a tombstone: the Redis millisecond a release found no reservation of this
+--                                 token; a reserve of the token that arrives later (a stalled connection)
+--                                 books nothing. Dropped once reservationTtl has passed, as orphans are.
 --   {ns:bucket}:q<i>:sw    zset   quota i's sliding-window log: member "entry/amount", score = the time booked at
 --   {ns:bucket}:q<i>:fw    hash   quota i's fixed windows: window index -> amount booked in it
 --   {ns:bucket}:q<i>:tb, :q<i>:cc never created: token buckets and concurrency keep their state in :s
@@ -57,4 +62,6 @@ local QUOTA_BYTES = { [TB] = 48, [SW] = 16, [FW] = 0, [CC] = 8 }
 -- A reservation's record: its head, then a hold per quota.
 local RECORD_FORMAT, RECORD_BYTES = '<d', 8
 local HOLD_FORMAT, HOLD_BYTES = '<Bdddd', 33
-local ID_PATTERN = '^%d+%-%d+$'
+local ID_PATTERN = '^%d+%-[%w]+$'
+local TOKEN_PATTERN = '^[%w]+$'
+local TOKEN_MAX = 64

@@ -2,12 +2,16 @@
 -- across the bucket) nor a provider's retry hint, unless that is more than maxWaitMs away. A port of
 -- BucketState.reserve.
 --
--- args from OP: one amount per quota, then maxWaitMs ('inf' for none).
+-- args from OP: one amount per quota, then maxWaitMs ('inf' for none), then the client's token.
 -- Reply, then the time (see core.lua): {'R', id, at} (at empty when it is the time the call ran at) |
--- {'W', retryAfterMs} | {'T', quota index} (too large).
+-- {'W', retryAfterMs} | {'T', quota index} (too large) | {'X'} (the token was released before this reserve
+-- ran: a reserve its client gave up on, arriving late).
 local function reserve(keys, args)
-  local failed = begin(keys, args)
+  local token = tokenOf(args[#args])
+  if token == nil then return redis.error_reply('ERR quotaflow: a reserve needs a token matching ' .. TOKEN_PATTERN) end
+  local failed = begin(keys, args, nil, 'x' .. token)
   if failed then return failed end
+  if TOMBSTONE then return finish({ 'X', clock[1], clock[2] }) end
   local amounts = AMOUNTS
   for i = 1, nq do
     local amount = tonumber(args[OP + i - 1])
@@ -31,8 +35,7 @@ local function reserve(keys, args)
   end
   if at == INF or at - now > maxWait then return finish({ 'W', fmt(at - now), clock[1], clock[2] }) end
 
-  seq = seq + 1
-  local id = format('%d-%d', floor(now), seq)
+  local id = format('%d-%s', floor(now), token)
   local v = VALUES
   v[1] = at
   for i = 1, nq do
