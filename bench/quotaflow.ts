@@ -48,12 +48,14 @@ export const loadBuild = async (): Promise<Quotaflow> => {
     if (!existsSync(join(out, "index.js"))) throw error
     process.stderr.write("note: tsc reported type errors in src/ (emitted anyway)\n")
   }
+  // The Redis backend reads its Lua at load time, next to the compiled modules.
+  execFileSync(process.execPath, [join(root, "scripts/copy-lua.mjs"), out], { cwd: root, stdio: "pipe" })
   return (await import(pathToFileURL(join(out, "index.js")).href)) as Quotaflow
 }
 
 /**
  * The source (default) or the tsc build, as `QUOTAFLOW_FROM` says, with a label for the printed header and a way
- * to import one of its modules by its path under src/ (`internal/bucketQueue`), from the same place.
+ * to import one of its modules by its path under src/ (`internal/scheduler`), from the same place.
  */
 export const loadQuotaflow = async (): Promise<{ quotaflow: Quotaflow; from: string; module: (path: string) => Promise<unknown> }> => {
   if (process.env.QUOTAFLOW_FROM === "build") {

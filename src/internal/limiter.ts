@@ -65,9 +65,11 @@ export type RequestError = InvalidCall | InvalidUsage | UnknownBucket | Capacity
 const describe = (value: unknown): string =>
   typeof value === "string" ? JSON.stringify(value) : value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "object" ? "an object" : String(value)
 
+const noMaxWait = Either.right(Infinity)
+
 /** `maxWait` in milliseconds (`Infinity` without one), or what is wrong with it. */
 export const maxWaitOf = (maxWait: unknown): Either.Either<number, InvalidCall> => {
-  if (maxWait === undefined) return Either.right(Infinity)
+  if (maxWait === undefined) return noMaxWait
   // Duration.decodeUnknown reads a negative or NaN amount as zero: those are refused before it sees them.
   const negative = typeof maxWait === "number" ? !(maxWait >= 0) : typeof maxWait === "string" && maxWait.trim().startsWith("-")
   const ms = negative ? Option.none() : Option.map(Duration.decodeUnknown(maxWait), Duration.toMillis)

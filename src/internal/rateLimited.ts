@@ -278,9 +278,17 @@ export const settleBy = (
   open: Open,
   usage: Either.Either<Quota.Usage | undefined, InvalidUsage>
 ): readonly [Effect.Effect<void> | undefined, InvalidUsage | undefined] => {
-  const actual = Either.flatMap(usage, (u) => Quota.actualOf(open.holder.bucket, u))
-  return [limiter.tracker.settle(open, Either.getOrElse(actual, () => [])), Either.isLeft(actual) ? actual.left : undefined]
+  // Every call passes here: no closure, and no tuple when it is done at once.
+  if (Either.isLeft(usage)) return [limiter.tracker.settle(open, keepCharge), usage.left]
+  const actual = Quota.actualOf(open.holder.bucket, usage.right)
+  if (Either.isLeft(actual)) return [limiter.tracker.settle(open, keepCharge), actual.left]
+  const settled = limiter.tracker.settle(open, actual.right)
+  return settled === undefined ? settledNow : [settled, undefined]
 }
+
+const keepCharge: ReadonlyArray<number | undefined> = []
+const settledNow = [undefined, undefined] as const
+const noUsage = Either.right(undefined)
 
 /** The caller's `actualUsage` of a result, or why it could not be read. */
 export const usageOf = <A>(
@@ -289,7 +297,7 @@ export const usageOf = <A>(
   result: A
 ): Either.Either<Quota.Usage | undefined, InvalidUsage> =>
   actualUsage === undefined
-    ? Either.right(undefined)
+    ? noUsage
     : Either.try({
       try: () => actualUsage(result),
       catch: (error) => new InvalidUsage({ bucket, issues: [`actualUsage threw: ${String(error)}`] })

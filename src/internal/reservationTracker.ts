@@ -30,6 +30,9 @@ export interface Open {
   /** When it was opened, on the limiter's clock: the orphan sweeper's reference. */
   readonly openedAt: number
   open: boolean
+  /** Its neighbours in the tracker's list, in opening order. */
+  prev: Open | undefined
+  next: Open | undefined
 }
 
 /**
@@ -39,12 +42,16 @@ export interface Open {
 export const MAX_OPEN = 1_000_000
 
 export class ReservationTracker {
-  /** Keyed by the record itself; in opening order, which is the order they expire in. */
-  private readonly records = new Set<Open>()
-  /** Open while nothing is open: shutdown waits on it. */
-  private readonly idle = Effect.unsafeMakeLatch(true)
-  /** Open while something is open: the sweeper waits on it. */
-  private readonly busy = Effect.unsafeMakeLatch(false)
+  /** The open records, a list in opening order (the order they expire in): no hashing on the path of a call. */
+  private oldest: Open | undefined
+  private newest: Open | undefined
+  private count = 0
+  /**
+   * Who waits for the tracker to change: shutdown for it to empty, the sweeper for something to open. Set only
+   * while they wait, so that a call that opens and closes costs no wake-up.
+   */
+  private whenIdle: (() => void) | undefined
+  private whenBusy: (() => void) | undefined
 
   constructor(
     private readonly backend: BackendService,
@@ -54,7 +61,7 @@ export class ReservationTracker {
   ) {}
 
   get size(): number {
-    return this.records.size
+    return this.count
   }
 
   /** Takes a booking into the tracker's keeping. */
@@ -66,23 +73,33 @@ export class ReservationTracker {
       charge,
       waitedMs,
       openedAt: this.clock.unsafeCurrentTimeMillis(),
-      open: true
+      open: true,
+      prev: this.newest,
+      next: undefined
     }
-    if (this.records.size === 0) {
-      this.idle.unsafeClose()
-      this.busy.unsafeOpen()
+    if (this.newest === undefined) this.oldest = record
+    else this.newest.next = record
+    this.newest = record
+    this.count++
+    if (this.whenBusy !== undefined) {
+      this.whenBusy()
+      this.whenBusy = undefined
     }
-    this.records.add(record)
     return record
   }
 
   private forget(record: Open): boolean {
     if (!record.open) return false
     record.open = false
-    this.records.delete(record)
-    if (this.records.size === 0) {
-      this.idle.unsafeOpen()
-      this.busy.unsafeClose()
+    if (record.prev === undefined) this.oldest = record.next
+    else record.prev.next = record.next
+    if (record.next === undefined) this.newest = record.prev
+    else record.next.prev = record.prev
+    record.prev = record.next = undefined
+    this.count--
+    if (this.count === 0 && this.whenIdle !== undefined) {
+      this.whenIdle()
+      this.whenIdle = undefined
     }
     return true
   }
@@ -120,11 +137,12 @@ export class ReservationTracker {
   private settleOpened(before: number, counted: boolean): Effect.Effect<void> {
     return Effect.suspend(() => {
       const due: Array<Effect.Effect<void>> = []
-      for (const record of this.records) {
-        if (record.openedAt > before) break
+      for (let record = this.oldest; record !== undefined && record.openedAt <= before;) {
+        const next = record.next
         const settled = this.settle(record, [])
         if (settled !== undefined) due.push(settled)
         if (counted) Metrics.orphansReclaimed.unsafeUpdate(1, [])
+        record = next
       }
       return due.length === 0 ? Effect.void : Effect.all(due, { concurrency: 16, discard: true })
     })
@@ -133,14 +151,16 @@ export class ReservationTracker {
   /**
    * The orphan sweeper: sleeps until the oldest open reservation is `ttlMs` old (records only get younger
    * behind it), settles every one that old with its charge kept, so that a concurrency slot always comes back,
-   * even from a permit its holder forgot; with nothing open it waits for something to be. Runs on the
+   * even from a permit its holder forgot; with nothing open it waits for something to be, then `ttlMs`. Runs on the
    * limiter's `Clock`, so `TestClock` drives it.
    */
   readonly sweep: Effect.Effect<never> = Effect.forever(Effect.suspend(() => {
-    const oldest = this.records.values().next()
-    if (oldest.done === true) return this.busy.await
+    const oldest = this.oldest
+    // With nothing open, nothing can be due before ttlMs from when something opens: waking for each call that
+    // opens and settles in a moment would cost a fiber run per call.
+    if (oldest === undefined) return Effect.zipRight(this.untilBusy, Effect.sleep(Duration.millis(this.ttlMs)))
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const dueIn = oldest.value.openedAt + this.ttlMs - now
+      const dueIn = oldest.openedAt + this.ttlMs - now
       if (dueIn > 0) return Effect.sleep(Duration.millis(dueIn))
       return Effect.zipRight(
         Effect.logWarning(`quotaflow: settling reservations open longer than ${this.ttlMs} ms (reservationTtl), keeping their charge`),
@@ -149,6 +169,18 @@ export class ReservationTracker {
     })
   }))
 
+  private readonly untilBusy = Effect.async<void>((resume) => {
+    if (this.count > 0) return resume(Effect.void)
+    this.whenBusy = () => resume(Effect.void)
+    return Effect.sync(() => (this.whenBusy = undefined))
+  })
+
+  private readonly untilIdle = Effect.async<void>((resume) => {
+    if (this.count === 0) return resume(Effect.void)
+    this.whenIdle = () => resume(Effect.void)
+    return Effect.sync(() => (this.whenIdle = undefined))
+  })
+
   /**
    * Shutdown: waits up to `timeoutMs` for every open reservation to be settled or released by its call, then
    * settles what is left, keeping its charge.
@@ -156,7 +188,7 @@ export class ReservationTracker {
   drain(timeoutMs: number): Effect.Effect<void> {
     return Effect.zipRight(
       // Finalizers run uninterruptibly: the wait is made interruptible so that the timeout can end it.
-      Effect.timeoutOption(Effect.interruptible(this.idle.await), Duration.millis(timeoutMs)),
+      Effect.timeoutOption(Effect.interruptible(this.untilIdle), Duration.millis(timeoutMs)),
       this.settleOpened(Infinity, false)
     )
   }

@@ -68,6 +68,8 @@ const attempt = <A>(call: (signal: AbortSignal) => Promise<A>, signal: AbortSign
 
 /** What is wrong with a call's function or signal, if anything. */
 const checkCall = (call: unknown, options: CallOptions | undefined): InvalidCall | undefined => {
+  // Every call passes here: nothing is allocated for a good one.
+  if (typeof call === "function" && (options?.signal === undefined || options.signal instanceof AbortSignal)) return undefined
   const issues: Array<string> = []
   if (typeof call !== "function") issues.push(`call: expected a function (signal) => Promise, got ${describe(call)}`)
   const signal: unknown = options?.signal
@@ -273,13 +275,18 @@ export const make = (config: RateLimiterConfig): RateLimiter => {
     )
   }
 
+  const submitReady = <A>(ready: Ready, meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A> => {
+    const invalid = checkCall(call, options)
+    if (invalid !== undefined) return Promise.reject(invalid)
+    const reads = ready.limiter.provider !== undefined || ready.limiter.breaker !== undefined
+    return reads ? submitReading(ready, meta, call, options) : submitPlain(ready, meta, call, options)
+  }
+
+  // Not through withCore: the common case makes no closure of its own.
   const submit = <A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A> =>
-    withCore((ready) => {
-      const invalid = checkCall(call, options)
-      if (invalid !== undefined) return Promise.reject(invalid)
-      const reads = ready.limiter.provider !== undefined || ready.limiter.breaker !== undefined
-      return reads ? submitReading(ready, meta, call, options) : submitPlain(ready, meta, call, options)
-    })
+    closing === undefined && core !== undefined
+      ? submitReady(core, meta, call, options)
+      : withCore((ready) => submitReady(ready, meta, call, options))
 
   const fetch: typeof globalThis.fetch = (input, init) =>
     withCore((ready) => {
