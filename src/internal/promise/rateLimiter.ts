@@ -23,7 +23,6 @@ import {
   ReservationNotFound
 } from "../../Errors.js"
 import type { CallOptions, PromisePermit, PromiseSubmitOptions, RateLimiter, RateLimiterConfig } from "../../Promise.js"
-import * as Provider from "../../Provider.js"
 import * as Quota from "../../Quota.js"
 import type { Meta } from "../../RateLimited.js"
 import type { ProviderResponse } from "../learning.js"
@@ -32,7 +31,8 @@ import * as Flow from "../rateLimited.js"
 import { MAX_OPEN, type Open } from "../reservationTracker.js"
 import { decodeOptions } from "../redis/options.js"
 import type { Ticket } from "../scheduler.js"
-import { answerOfError, answerOfResponse, followStream, jsonBodyOf, parseJson } from "./answer.js"
+import { answerOfError, answerOfResponse, followStream, jsonBodyOf, limitedTo } from "./answer.js"
+import { makeFetch } from "./fetch.js"
 
 interface Core {
   readonly limiter: Limiter.Limiter
@@ -42,7 +42,7 @@ interface Core {
 class PromiseCore extends Context.Tag("quotaflow/internal/PromiseCore")<PromiseCore, Core>() {}
 
 /** The core, with the runtime it runs in: kept, so that calls still settle while the runtime shuts down. */
-interface Ready extends Core {
+export interface Ready extends Core {
   readonly runtime: Runtime.Runtime<never>
 }
 
@@ -77,11 +77,6 @@ const checkCall = (call: unknown, options: CallOptions | undefined): InvalidCall
   return issues.length === 0 ? undefined : new InvalidCall({ issues })
 }
 
-/** A provider's usage names every metric it limits; a bucket takes the ones it has quotas for. */
-const limitedTo = (bucket: Quota.Bucket, usage: Quota.Usage): Quota.Usage => {
-  const limited = new Set(bucket.quotas.map((q) => q.metric))
-  return Object.fromEntries(Object.entries(usage).filter(([metric]) => limited.has(metric)))
-}
 
 /** A caller of the Promise API waiting for admission: the scheduler's ticket, resolving its promise. */
 class PromiseTicket implements Ticket {
@@ -288,26 +283,7 @@ export const make = (config: RateLimiterConfig): RateLimiter => {
       ? submitReady(core, meta, call, options)
       : withCore((ready) => submitReady(ready, meta, call, options))
 
-  const fetch: typeof globalThis.fetch = (input, init) =>
-    withCore((ready) => {
-      const provider = ready.limiter.provider
-      if (provider === undefined) return Promise.reject(new TypeError("limiter.fetch needs a provider in the configuration"))
-      const request = typeof init?.body === "string" ? parseJson(init.body) : undefined
-      const model = typeof request === "object" && request !== null && "model" in request ? String(request.model) : undefined
-      if (model === undefined) return Promise.reject(new TypeError("limiter.fetch needs a JSON request body with a model"))
-      const usage = provider.chargeOf(request, model)
-      if (Either.isLeft(usage)) return Promise.reject(usage.left)
-      const bucket = bucketOf?.(model) ?? provider.family(model)
-      const entry = ready.limiter.entry(bucket)
-      if (Either.isLeft(entry)) return Promise.reject(entry.left)
-      return submitReading(
-        ready,
-        { bucket, usage: limitedTo(entry.right.bucket, usage.right) },
-        () => globalThis.fetch(input, init),
-        init?.signal ? { signal: init.signal } : undefined,
-        Provider.streamUsageOf(provider, model)
-      )
-    })
+  const fetch = makeFetch({ withCore, submitReading, bucketOf })
 
   const reserve = (meta: Meta, options?: CallOptions): Promise<PromisePermit> =>
     withCore((ready) => {
