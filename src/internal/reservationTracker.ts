@@ -16,9 +16,10 @@ import type { BackendUnavailable, ReservationNotFound } from "../Errors.js"
 import * as Metrics from "../Metrics.js"
 import type { Bucket } from "../Quota.js"
 import type { Entry } from "./limiter.js"
+import { type Linked, LinkedList } from "./linkedList.js"
 
 /** One open reservation. */
-export interface Open {
+export interface Open extends Linked<Open> {
   /** The bucket: its quotas now (they may be lowered while a call runs) and its scheduler. */
   readonly holder: Entry
   readonly id: string
@@ -30,9 +31,6 @@ export interface Open {
   /** When it was opened, on the limiter's clock: the orphan sweeper's reference. */
   readonly openedAt: number
   open: boolean
-  /** Its neighbours in the tracker's list, in opening order. */
-  prev: Open | undefined
-  next: Open | undefined
 }
 
 /**
@@ -42,10 +40,8 @@ export interface Open {
 export const MAX_OPEN = 1_000_000
 
 export class ReservationTracker {
-  /** The open records, a list in opening order (the order they expire in): no hashing on the path of a call. */
-  private oldest: Open | undefined
-  private newest: Open | undefined
-  private count = 0
+  /** The open records, in opening order: the order they expire in. */
+  private readonly records = new LinkedList<Open>()
   /**
    * Who waits for the tracker to change: shutdown for it to empty, the sweeper for something to open. Set only
    * while they wait, so that a call that opens and closes costs no wake-up.
@@ -61,7 +57,7 @@ export class ReservationTracker {
   ) {}
 
   get size(): number {
-    return this.count
+    return this.records.size
   }
 
   /** Takes a booking into the tracker's keeping. */
@@ -74,13 +70,10 @@ export class ReservationTracker {
       waitedMs,
       openedAt: this.clock.unsafeCurrentTimeMillis(),
       open: true,
-      prev: this.newest,
+      prev: undefined,
       next: undefined
     }
-    if (this.newest === undefined) this.oldest = record
-    else this.newest.next = record
-    this.newest = record
-    this.count++
+    this.records.push(record)
     if (this.whenBusy !== undefined) {
       this.whenBusy()
       this.whenBusy = undefined
@@ -91,13 +84,8 @@ export class ReservationTracker {
   private forget(record: Open): boolean {
     if (!record.open) return false
     record.open = false
-    if (record.prev === undefined) this.oldest = record.next
-    else record.prev.next = record.next
-    if (record.next === undefined) this.newest = record.prev
-    else record.next.prev = record.prev
-    record.prev = record.next = undefined
-    this.count--
-    if (this.count === 0 && this.whenIdle !== undefined) {
+    this.records.remove(record)
+    if (this.records.size === 0 && this.whenIdle !== undefined) {
       this.whenIdle()
       this.whenIdle = undefined
     }
@@ -137,7 +125,7 @@ export class ReservationTracker {
   private settleOpened(before: number, counted: boolean): Effect.Effect<void> {
     return Effect.suspend(() => {
       const due: Array<Effect.Effect<void>> = []
-      for (let record = this.oldest; record !== undefined && record.openedAt <= before;) {
+      for (let record = this.records.head; record !== undefined && record.openedAt <= before;) {
         const next = record.next
         const settled = this.settle(record, [])
         if (settled !== undefined) due.push(settled)
@@ -155,7 +143,7 @@ export class ReservationTracker {
    * limiter's `Clock`, so `TestClock` drives it.
    */
   readonly sweep: Effect.Effect<never> = Effect.forever(Effect.suspend(() => {
-    const oldest = this.oldest
+    const oldest = this.records.head
     // With nothing open, nothing can be due before ttlMs from when something opens: waking for each call that
     // opens and settles in a moment would cost a fiber run per call.
     if (oldest === undefined) return Effect.zipRight(this.untilBusy, Effect.sleep(Duration.millis(this.ttlMs)))
@@ -170,13 +158,13 @@ export class ReservationTracker {
   }))
 
   private readonly untilBusy = Effect.async<void>((resume) => {
-    if (this.count > 0) return resume(Effect.void)
+    if (this.records.size > 0) return resume(Effect.void)
     this.whenBusy = () => resume(Effect.void)
     return Effect.sync(() => (this.whenBusy = undefined))
   })
 
   private readonly untilIdle = Effect.async<void>((resume) => {
-    if (this.count === 0) return resume(Effect.void)
+    if (this.records.size === 0) return resume(Effect.void)
     this.whenIdle = () => resume(Effect.void)
     return Effect.sync(() => (this.whenIdle = undefined))
   })

@@ -18,24 +18,22 @@ import type { BackendService, LocalBucket, Reservation } from "../Backend.js"
 import { type BackendUnavailable, CapacityExceeded, LimiterClosed, QueueOverflow } from "../Errors.js"
 import type { Bucket } from "../Quota.js"
 import { DeadlineHeap } from "./deadlineHeap.js"
+import { type Linked, LinkedList } from "./linkedList.js"
 
 /** A caller waiting for admission: what it costs, until when it waits, and how it hears back. */
-export interface Ticket {
+export interface Ticket extends Linked<Ticket> {
   readonly charge: ReadonlyArray<number>
   /** Epoch milliseconds (the scheduler's clock) after which the caller gives up; `Infinity` for none. */
   deadline: number
   /** Takes the booking: from here on the ticket's owner settles or releases it. */
   readonly admit: (reservation: Reservation) => void
   readonly fail: (error: CapacityExceeded | BackendUnavailable | LimiterClosed) => void
-  prev: Ticket | undefined
-  next: Ticket | undefined
   queued: boolean
 }
 
 export class Scheduler {
-  private head: Ticket | undefined
-  private tail: Ticket | undefined
-  private count = 0
+  /** The waiting callers, in arrival order. */
+  private readonly queue = new LinkedList<Ticket>()
   private closed = false
   private readonly deadlines = new DeadlineHeap<Ticket>()
   /** Sum of the queued charges per quota: what stands ahead of a newcomer. */
@@ -60,7 +58,7 @@ export class Scheduler {
    * caller has to queue (it waits, someone is ahead, the backend is shared, or the scheduler is closed).
    */
   tryNow(charge: ReadonlyArray<number>): Reservation | undefined {
-    if (this.count > 0 || this.local === undefined || this.closed) return undefined
+    if (this.queue.size > 0 || this.local === undefined || this.closed) return undefined
     const outcome = this.local.reserve(charge, this.now(), 0)
     return outcome._tag === "Reserved" ? { id: outcome.id, bucket: this.bucket.name, at: outcome.at } : undefined
   }
@@ -80,31 +78,27 @@ export class Scheduler {
   }
 
   get length(): number {
-    return this.count
+    return this.queue.size
   }
 
   /** Queues a ticket; a closed scheduler, or a queue of `maxQueue` tickets, refuses it. */
   enqueue(ticket: Ticket): LimiterClosed | QueueOverflow | undefined {
     if (this.closed) return new LimiterClosed({})
-    if (this.count >= this.bucket.maxQueue) return new QueueOverflow({ bucket: this.bucket.name, maxQueue: this.bucket.maxQueue })
+    if (this.queue.size >= this.bucket.maxQueue) return new QueueOverflow({ bucket: this.bucket.name, maxQueue: this.bucket.maxQueue })
     ticket.queued = true
-    ticket.prev = this.tail
-    if (this.tail === undefined) this.head = ticket
-    else this.tail.next = ticket
-    this.tail = ticket
-    this.count++
+    this.queue.push(ticket)
     ticket.charge.forEach((amount, i) => (this.demand[i] += amount))
     if (ticket.deadline !== Infinity) this.deadlines.push(ticket.deadline, ticket)
     // Only the head is ever booked: a ticket behind it changes nothing the driver waits for, unless it brings
     // a deadline to keep.
-    if (ticket === this.head || ticket.deadline !== Infinity) this.notify()
+    if (ticket === this.queue.head || ticket.deadline !== Infinity) this.notify()
     return undefined
   }
 
   /** Takes a ticket out of the queue; false when it was no longer waiting (admitted or failed). */
   cancel(ticket: Ticket): boolean {
     if (!ticket.queued) return false
-    const wasHead = ticket === this.head
+    const wasHead = ticket === this.queue.head
     this.unlink(ticket)
     if (wasHead) this.notify()
     return true
@@ -112,14 +106,14 @@ export class Scheduler {
 
   /** The queue or the capacity changed: let the driver look again, if anyone is waiting for it to. */
   notify(): void {
-    if (this.count > 0) this.wake.unsafeOpen()
+    if (this.queue.size > 0) this.wake.unsafeOpen()
   }
 
   /** Shuts the scheduler: every waiting caller is told, and nothing is admitted any more. */
   close(): void {
     this.closed = true
-    while (this.head !== undefined) {
-      const ticket = this.head
+    while (this.queue.head !== undefined) {
+      const ticket = this.queue.head
       this.unlink(ticket)
       ticket.fail(new LimiterClosed({}))
     }
@@ -127,12 +121,7 @@ export class Scheduler {
 
   private unlink(ticket: Ticket): void {
     ticket.queued = false
-    if (ticket.prev === undefined) this.head = ticket.next
-    else ticket.prev.next = ticket.next
-    if (ticket.next === undefined) this.tail = ticket.prev
-    else ticket.next.prev = ticket.prev
-    ticket.prev = ticket.next = undefined
-    this.count--
+    this.queue.remove(ticket)
     ticket.charge.forEach((amount, i) => (this.demand[i] -= amount))
   }
 
@@ -150,7 +139,7 @@ export class Scheduler {
       }
       if (next.deadline >= now) return next.deadline
       this.deadlines.pop()
-      const wasHead = next === this.head
+      const wasHead = next === this.queue.head
       this.unlink(next)
       const retryAfterMs = wasHead && headWaitMs !== Infinity ? headWaitMs : undefined
       next.fail(new CapacityExceeded({ bucket: this.bucket.name, reason: "max-wait", ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }))
@@ -160,7 +149,7 @@ export class Scheduler {
   /** Admits heads while they fit; returns how long until the head may fit or a deadline passes. */
   private readonly drain: Effect.Effect<number> = Effect.gen(this, function*() {
     for (;;) {
-      const head = this.head
+      const head = this.queue.head
       if (head === undefined) return Infinity
       const result = yield* Effect.either(this.backend.reserve(this.bucket, head.charge, 0))
       if (!head.queued) {
@@ -179,7 +168,7 @@ export class Scheduler {
       } else {
         const now = this.now()
         const nextDeadline = this.expire(now, result.right.retryAfterMs)
-        if (this.head !== head) continue
+        if (this.queue.head !== head) continue
         // A backend shared with other processes is asked again every pollMs: capacity they free wakes nobody here.
         return Math.min(result.right.retryAfterMs, nextDeadline - now, this.backend.pollMs ?? Infinity)
       }
@@ -189,13 +178,13 @@ export class Scheduler {
   /** `drain` when the backend's state is in this process: one synchronous pass, no effect per admission. */
   private drainLocal(local: LocalBucket): number {
     for (;;) {
-      const head = this.head
+      const head = this.queue.head
       if (head === undefined) return Infinity
       const now = this.now()
       const outcome = local.reserve(head.charge, now, 0)
       if (outcome._tag === "Wait") {
         const nextDeadline = this.expire(now, outcome.retryAfterMs)
-        if (this.head !== head) continue
+        if (this.queue.head !== head) continue
         return Math.min(outcome.retryAfterMs, nextDeadline - now)
       }
       this.unlink(head)
