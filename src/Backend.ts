@@ -115,6 +115,35 @@ export interface BackendStatus {
 }
 
 /**
+ * A waiting line shared by every process on a backend, one per bucket: a caller that `reserve` cannot admit
+ * yet keeps a place in it (by its `waiter`), and the oldest place is admitted first, whichever process it is
+ * in; a later caller goes ahead only where it cannot delay the places before it. Each process presents only
+ * the first of its waiting callers of a bucket, so that big calls are not starved by small ones elsewhere.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Backend, Quota } from "quotaflow"
+ *
+ * const program = Effect.gen(function*() {
+ *   const [chat] = (yield* Quota.decodeConfig({ buckets: { chat: { quotas: [{ metric: "requests", limit: 60, window: "1 minute" }] } } })).values()
+ *   const backend = yield* Backend.Backend
+ *   const stop = backend.line?.watch(chat, () => console.log("room may have come for a waiter of chat"))
+ *   stop?.()
+ * })
+ * ```
+ * @since 0.2.0
+ */
+export interface SharedLine {
+  /** How often a waiting caller asks again when no wake-up came: a safety net behind `watch`. */
+  readonly pollMs: number
+  /** Calls `wake` whenever room may have come for the bucket's line; returns the function that stops it. */
+  readonly watch: (bucket: Bucket, wake: () => void) => () => void
+  /** The waiter gave up (it was cancelled, its deadline passed, its limiter closed): its place goes. */
+  readonly leave: (bucket: Bucket, waiter: object) => Effect.Effect<void>
+}
+
+/**
  * The store of quota state. Charges are arrays aligned with `bucket.quotas` (see `Quota.chargeOf`).
  *
  * @example
@@ -132,15 +161,20 @@ export interface BackendStatus {
  */
 export interface BackendService {
   /**
-   * For a backend shared with other processes: how often a caller waiting for capacity asks again, since
-   * capacity that another process frees wakes nobody in this one. Absent for a backend only this process uses.
+   * For a backend shared with other processes: the waiting line it keeps across them. Absent for a backend only
+   * this process uses, whose line is the limiter's own queue.
    */
-  readonly pollMs?: number
-  /** Books `charge` at the earliest time it fits, or answers how long that is when it is beyond `maxWaitMs`. */
+  readonly line?: SharedLine
+  /**
+   * Books `charge` at the earliest time it fits, or answers how long that is when it is beyond `maxWaitMs`.
+   * `waiter`, the same object for every attempt of one waiting caller, keeps that caller's place in a shared
+   * line (see `SharedLine`); a backend without one ignores it.
+   */
   readonly reserve: (
     bucket: Bucket,
     charge: ReadonlyArray<number>,
-    maxWaitMs: number
+    maxWaitMs: number,
+    waiter?: object
   ) => Effect.Effect<ReserveResult, CapacityExceeded | BackendUnavailable>
   /** Settles with the actual usage per quota (`undefined` keeps the charge): refunds or charges the difference. */
   readonly settle: (

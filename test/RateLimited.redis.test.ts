@@ -4,24 +4,25 @@
  * TestClock).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, FiberId, Layer, Random } from "effect"
+import { Clock, Effect, Exit, Fiber, FiberId, Layer, Random, Scope } from "effect"
 import { Backend, RateLimited, RedisBackend } from "../src/index.js"
 import type { LimiterConfig } from "../src/index.js"
-import { redisServer } from "./support/redisServer.js"
+import { commandCalls, redisServer } from "./support/redisServer.js"
 
 const SLOTS = 5
 
 const config: LimiterConfig = {
   buckets: {
     slots: { quotas: [{ metric: "requests", limit: SLOTS, algorithm: "concurrency" }] },
+    one: { quotas: [{ metric: "requests", limit: 1, algorithm: "concurrency" }] },
     rpm: { quotas: [{ metric: "requests", limit: 100, window: "1 minute" }] }
   },
   shutdownTimeout: "2 seconds"
 }
 
 let namespaces = 0
-const limiterOn = (url: string) =>
-  RateLimited.layer(config).pipe(Layer.provide(RedisBackend.layer({ url, namespace: `edges${++namespaces}` })))
+const limiterOn = (url: string, namespace = `edges${++namespaces}`) =>
+  RateLimited.layer(config).pipe(Layer.provide(RedisBackend.layer({ url, namespace })))
 
 /** Nothing open, no slot in use, and all of them can be taken at once. */
 const assertAllFree = Effect.gen(function*() {
@@ -97,5 +98,28 @@ describe("RateLimited on Redis: exact at the edges of a call", () => {
         }),
         limiterOn(server.url)
       )
+    }), 30_000)
+
+  it.scopedLive("room another limiter makes reaches a waiter at once, and waiting asks Redis about once per poll", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const namespace = `edges${++namespaces}`
+      // Two limiters on one namespace: two processes, as Redis sees them.
+      const a = yield* Layer.build(limiterOn(server.url, namespace))
+      const b = yield* Layer.build(limiterOn(server.url, namespace))
+      const held = yield* Scope.make()
+      yield* RateLimited.reserve({ bucket: "one" }).pipe(Scope.extend(held), Effect.provide(a))
+      const waiting = yield* Effect.fork(Effect.provide(RateLimited.submit({ bucket: "one" }, Clock.currentTimeMillis), b))
+      yield* Effect.sleep(300)
+      const fcalls = Effect.map(Effect.promise(() => server.cli("info", "commandstats")), (info) => commandCalls(info).fcall ?? 0)
+      const before = yield* fcalls
+      yield* Effect.sleep(2_000)
+      const asked = (yield* fcalls) - before
+      const releasedAt = yield* Clock.currentTimeMillis
+      yield* Scope.close(held, Exit.void)
+      const admittedAt = yield* Fiber.join(waiting)
+      // The default poll is 500 ms: 4 in 2 seconds, and a margin.
+      assert.isAtMost(asked, 6, "reserves while waiting 2 seconds")
+      assert.isBelow(admittedAt - releasedAt, 100, "ms from the release to the admission")
     }), 30_000)
 })

@@ -19,6 +19,7 @@ import { BucketState, type ReserveOutcome } from "../internal/bucketState.js"
 import { capacityOf } from "../internal/meters.js"
 import { makeBreaker } from "../internal/redis/breaker.js"
 import * as Options from "../internal/redis/options.js"
+import { wakeChannel } from "../internal/redis/keys.js"
 import { classify, makeStore, RedisFailure, type Timed, tokens } from "../internal/redis/store.js"
 import type { Bucket } from "../Quota.js"
 
@@ -103,8 +104,10 @@ export interface RedisBackendOptions {
   /** The longest wait for the connection at start (default 2 seconds). */
   readonly connectTimeout?: Duration.DurationInput
   /**
-   * How often a caller waiting for capacity asks Redis again (default 50 ms): capacity that another process
-   * frees (a settle, a release, an expired orphan) reaches this one's waiters within this time.
+   * How often a caller waiting for capacity asks Redis again when no wake-up came (default 500 ms). Room that
+   * another process makes (a settle, a release, an expired orphan, the oldest waiter admitted) is published to
+   * the waiting processes at once; this poll is the safety net for a wake-up lost on the way. A waiting
+   * caller's place in the bucket's line lasts two polls and a command timeout without its process asking.
    */
   readonly pollInterval?: Duration.DurationInput
 }
@@ -338,6 +341,61 @@ export const make = (
 
     const nextToken = tokens()
 
+    /**
+     * The buckets' waiting lines: a waiter's place by its object (see `SharedLine`), and the wake-ups each
+     * bucket's channel brings, on one subscriber connection opened by the first watch.
+     */
+    const places = new WeakMap<object, { readonly name: string; readonly ttlMs: number }>()
+    const nextPlace = tokens()
+    const placeOf = (waiter: object) => {
+      let place = places.get(waiter)
+      if (place === undefined) {
+        place = { name: nextPlace(), ttlMs: 2 * settings.pollMs + settings.commandTimeoutMs }
+        places.set(waiter, place)
+      }
+      return place
+    }
+    const watchers = new Map<string, Set<() => void>>()
+    let subscriber: Client | undefined
+    const subscribed = (): Client => {
+      if (subscriber === undefined) {
+        // Commands queue while it (re)connects, and it subscribes again by itself after a reconnect.
+        const created: Client = client instanceof Cluster
+          ? client.duplicate()
+          : client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: false })
+        created.on("error", () => {})
+        created.on("message", (channel: string) => watchers.get(channel)?.forEach((wake) => wake()))
+        subscriber = created
+      }
+      return subscriber
+    }
+    yield* Effect.addFinalizer(() => (subscriber === undefined ? Effect.void : closeClient(subscriber)))
+    const watch = (bucket: Bucket, wake: () => void) => {
+      const channel = wakeChannel(settings.namespace, bucket.name)
+      let set = watchers.get(channel)
+      if (set === undefined) {
+        set = new Set()
+        watchers.set(channel, set)
+        // A failed subscription leaves the poll: wake-ups are a shortcut, not what correctness rests on.
+        subscribed().subscribe(channel).catch(() => {})
+      }
+      set.add(wake)
+      return () => {
+        set.delete(wake)
+        if (set.size === 0 && watchers.get(channel) === set) {
+          watchers.delete(channel)
+          subscriber?.unsubscribe(channel).catch(() => {})
+        }
+      }
+    }
+    const leave = (bucket: Bucket, waiter: object): Effect.Effect<void> => {
+      const place = places.get(waiter)
+      if (place === undefined) return Effect.void
+      places.delete(waiter)
+      // Unanswered, the place expires on its own.
+      return Effect.ignore(call(store.leave(bucket, place.name), true))
+    }
+
     const releaseInRedis = (bucket: Bucket, id: string) =>
       Effect.catchAll(call(store.release(bucket, id), true), () => Effect.sync(() => owe(bucket, id, store.release(bucket, id))))
 
@@ -346,11 +404,12 @@ export const make = (
      * uninterruptibly (bounded by the command timeout and the retry schedule), then a booking is given back if
      * the caller was interrupted in the meantime. The call forks no fiber, so nothing of it is interrupted early.
      */
-    const reserveInRedis = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number) =>
+    const reserveInRedis = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number, waiter?: object) =>
       Effect.uninterruptibleMask((restore) => {
         const token = nextToken()
+        const place = waiter === undefined ? undefined : placeOf(waiter)
         return match(
-          call(store.reserve(bucket, charge, maxWaitMs, token), false),
+          call(store.reserve(bucket, charge, maxWaitMs, token, place), false),
           (failure) => {
             // No answer in time, or the connection dropped: it may run yet (a stalled server runs it when it
             // resumes). It is given back by its token, which leaves a tombstone if it has not run.
@@ -358,6 +417,8 @@ export const make = (
             return restore(reserveWithout(bucket, charge, maxWaitMs, failure))
           },
           ({ value }): Effect.Effect<ReserveResult, CapacityExceeded | BackendUnavailable> => {
+            // Admitted or refused, the waiter's place is gone from the line.
+            if (waiter !== undefined && value._tag !== "Wait") places.delete(waiter)
             if (value._tag !== "Reserved") return fromOutcome(bucket, value, "")
             const reserved: ReserveResult = { _tag: "Reserved", reservation: { id: value.id, bucket: bucket.name, at: value.at } }
             // Interrupted meanwhile: restore ends here, and the booking goes back. (Effect.onInterrupt does the same
@@ -432,7 +493,7 @@ export const make = (
       })
 
     return Backend.of({
-      pollMs: settings.pollMs,
+      line: { pollMs: settings.pollMs, watch, leave },
       breaker: (options) => makeBreaker(client, store, settings.namespace, options),
       reserve: reserveInRedis,
       settle: (bucket, id, actual) =>

@@ -14,7 +14,7 @@
  * @internal
  */
 import { Effect, Either } from "effect"
-import type { BackendService, LocalBucket, Reservation } from "../Backend.js"
+import type { BackendService, LocalBucket, Reservation, SharedLine } from "../Backend.js"
 import { type BackendUnavailable, CapacityExceeded, LimiterClosed, QueueOverflow } from "../Errors.js"
 import type { Bucket } from "../Quota.js"
 import { DeadlineHeap } from "./deadlineHeap.js"
@@ -29,6 +29,8 @@ export interface Ticket extends Linked<Ticket> {
   readonly admit: (reservation: Reservation) => void
   readonly fail: (error: CapacityExceeded | BackendUnavailable | LimiterClosed) => void
   queued: boolean
+  /** Presented to a shared line (see `SharedLine`): it holds a place there until admitted or it leaves. */
+  placed?: boolean
 }
 
 export class Scheduler {
@@ -43,6 +45,11 @@ export class Scheduler {
   private hasSlots: boolean
   /** Set when the backend's state lives in this process: then booking needs no effect. */
   readonly local: LocalBucket | undefined
+  /** Set when the backend keeps a line across processes: this queue's head stands in it. */
+  private readonly line: SharedLine | undefined
+  /** Tickets that gave up a place in the shared line: the driver tells the backend. */
+  private readonly leaving: Array<Ticket> = []
+  readonly unwatch: () => void
   /** The time deadlines are kept in: the local backend's own, else the limiter's clock. */
   readonly now: () => number
 
@@ -51,6 +58,9 @@ export class Scheduler {
     this.hasSlots = bucket.quotas.some((quota) => quota.algorithm === "concurrency")
     this.local = backend.local?.bucket(bucket)
     this.now = backend.local?.now ?? clockNow
+    this.line = backend.line
+    // Room another process made (a settle, a release, the oldest waiter admitted) wakes the driver.
+    this.unwatch = this.line?.watch(bucket, () => this.notify()) ?? (() => {})
   }
 
   /**
@@ -106,7 +116,7 @@ export class Scheduler {
 
   /** The queue or the capacity changed: let the driver look again, if anyone is waiting for it to. */
   notify(): void {
-    if (this.queue.size > 0) this.wake.unsafeOpen()
+    if (this.queue.size > 0 || this.leaving.length > 0) this.wake.unsafeOpen()
   }
 
   /** Shuts the scheduler: every waiting caller is told, and nothing is admitted any more. */
@@ -119,11 +129,23 @@ export class Scheduler {
     }
   }
 
-  private unlink(ticket: Ticket): void {
+  /** Takes a ticket out of the queue; unless it is admitted, its place in a shared line goes too. */
+  private unlink(ticket: Ticket, admitted = false): void {
     ticket.queued = false
     this.queue.remove(ticket)
     ticket.charge.forEach((amount, i) => (this.demand[i] -= amount))
+    if (ticket.placed === true && !admitted) {
+      this.leaving.push(ticket)
+      this.wake.unsafeOpen()
+    }
   }
+
+  /** Tells the shared line of the places given up. */
+  readonly leaveLine: Effect.Effect<void> = Effect.suspend(() => {
+    const line = this.line
+    if (line === undefined || this.leaving.length === 0) return Effect.void
+    return Effect.forEach(this.leaving.splice(0), (ticket) => line.leave(this.bucket, ticket), { discard: true })
+  })
 
   /**
    * Fails the tickets whose deadline has passed, once the head has had its look at the backend (a deadline of
@@ -149,9 +171,11 @@ export class Scheduler {
   /** Admits heads while they fit; returns how long until the head may fit or a deadline passes. */
   private readonly drain: Effect.Effect<number> = Effect.gen(this, function*() {
     for (;;) {
+      yield* this.leaveLine
       const head = this.queue.head
       if (head === undefined) return Infinity
-      const result = yield* Effect.either(this.backend.reserve(this.bucket, head.charge, 0))
+      if (this.line !== undefined) head.placed = true
+      const result = yield* Effect.either(this.backend.reserve(this.bucket, head.charge, 0, head))
       if (!head.queued) {
         // Cancelled while the backend answered: a booking made for it goes back.
         if (Either.isRight(result) && result.right._tag === "Reserved") {
@@ -163,14 +187,14 @@ export class Scheduler {
         this.unlink(head)
         head.fail(result.left)
       } else if (result.right._tag === "Reserved") {
-        this.unlink(head)
+        this.unlink(head, true)
         head.admit(result.right.reservation)
       } else {
         const now = this.now()
         const nextDeadline = this.expire(now, result.right.retryAfterMs)
         if (this.queue.head !== head) continue
-        // A backend shared with other processes is asked again every pollMs: capacity they free wakes nobody here.
-        return Math.min(result.right.retryAfterMs, nextDeadline - now, this.backend.pollMs ?? Infinity)
+        // A wake-up from the shared line may be lost: it is asked again every pollMs all the same.
+        return Math.min(result.right.retryAfterMs, nextDeadline - now, this.line?.pollMs ?? Infinity)
       }
     }
   })

@@ -190,7 +190,7 @@ describe("RedisBackend", () => {
       reservedId(yield* backend.reserve(bucket, [1], 0))
       // The same operation as a script runs in Redis's other Lua VM, which shares no memory with the library.
       const keys = scriptKeys("writers", bucket)
-      const reply = yield* Effect.promise(() => look.eval(calls.reserve.lua, keys.length, ...keys, configArg(bucket, 600_000), "1", "0"))
+      const reply = yield* Effect.promise(() => look.eval(calls.reserve.lua, keys.length, ...keys, configArg(bucket, 600_000), "1", "0", "t0", "", ""))
       assert.isTrue(Array.isArray(reply) && reply[0] === "R", JSON.stringify(reply))
       reservedId(yield* backend.reserve(bucket, [1], 0))
       assert.strictEqual((yield* backend.reserve(bucket, [1], 0))._tag, "Wait")
@@ -206,7 +206,7 @@ describe("RedisBackend", () => {
       reservedId(yield* backend.reserve(bucket, [1], 0)) // the library is loaded
       const keys = scriptKeys("lines", bucket)
       // Amounts that are not numbers: reserve compares nil with the quota's capacity.
-      const args = [configArg(bucket, 600_000), "x", "x", "x"]
+      const args = [configArg(bucket, 600_000), "x", "x", "t0", "", ""]
       const lines = readFileSync(new URL("../../src/internal/redis/lua/reserve.lua", import.meta.url), "utf8").split("\n")
       for (const send of [() => look.fcall(calls.reserve.function, keys.length, ...keys, ...args), () => look.eval(calls.reserve.lua, keys.length, ...keys, ...args)]) {
         const error = yield* Effect.flip(Effect.tryPromise({ try: send, catch: classify }))

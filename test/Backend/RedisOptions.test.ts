@@ -120,7 +120,7 @@ describe("RedisBackend options", () => {
       connectTimeoutMs: 2_000,
       policy: "fail-closed",
       localShare: 1,
-      pollMs: 50,
+      pollMs: 500,
       retry: { times: 2, baseMs: 20, factor: 2, maxDelayMs: 200 }
     }
     assert.deepStrictEqual(Either.getOrThrow(decodeOptions({})), defaults)

@@ -10,7 +10,8 @@
  * - `hold`: takes concurrency slots with calls that never finish, and reports each admission;
  * - `slots`: takes up to `count` slots of a concurrency bucket at once, polling, and reports when;
  * - `rate`: a burst of calls to the emulator under a rate quota;
- * - `wait-slot`: one call that waits for a slot without a deadline, reported when admitted.
+ * - `wait-slot`: one call that waits for a slot without a deadline, reported when admitted;
+ * - `charge`: `calls` calls at once, each charging `tokens` and doing nothing, each reported when admitted.
  */
 import { Cause, Effect, Exit, Layer, ManagedRuntime, type Scope } from "effect"
 import { RateLimited, RedisBackendLive } from "../../src/index.js"
@@ -48,6 +49,7 @@ export type Command =
   | { readonly type: "slots"; readonly bucket: string; readonly count: number; readonly intervalMs: number; readonly timeoutMs: number }
   | { readonly type: "rate"; readonly bucket: string; readonly calls: number }
   | { readonly type: "wait-slot"; readonly bucket: string }
+  | { readonly type: "charge"; readonly bucket: string; readonly tokens: number; readonly calls: number }
 
 /** Reports to the parent; times are epoch milliseconds of this machine's clock. */
 export type Report =
@@ -80,6 +82,8 @@ export type Report =
     readonly first: number
   }
   | { readonly type: "wait-slot"; readonly admitted: number }
+  | { readonly type: "queued"; readonly at: number }
+  | { readonly type: "charged"; readonly tokens: number; readonly admitted: number }
   | { readonly type: "error"; readonly message: string }
 
 const settings: WorkerSettings = JSON.parse(process.env.QUOTAFLOW_E2E ?? "{}")
@@ -229,6 +233,19 @@ const rate = (bucket: string, calls: number) =>
 const waitSlot = (bucket: string) =>
   RateLimited.submit({ bucket }, Effect.sync(() => send({ type: "wait-slot", admitted: Date.now() })))
 
+/** `calls` calls at once, each charging `tokens`; says when they are queued, then when each is admitted. */
+const charge = (bucket: string, tokens: number, calls: number) =>
+  Effect.gen(function*() {
+    const all = yield* Effect.forkScoped(Effect.forEach(
+      Array.from({ length: calls }, (_, i) => i),
+      () => RateLimited.submit({ bucket, usage: { tokens } }, Effect.sync(() => send({ type: "charged", tokens, admitted: Date.now() }))),
+      { concurrency: "unbounded", discard: true }
+    ))
+    yield* Effect.yieldNow()
+    send({ type: "queued", at: Date.now() })
+    yield* all.await
+  })
+
 const run = <E>(effect: Effect.Effect<void, E, RateLimited.RateLimited | Scope.Scope>): void => {
   runtime.runFork(
     Effect.scoped(effect).pipe(
@@ -249,6 +266,8 @@ process.on("message", (command: Command) => {
       return run(rate(command.bucket, command.calls))
     case "wait-slot":
       return run(waitSlot(command.bucket))
+    case "charge":
+      return run(charge(command.bucket, command.tokens, command.calls))
   }
 })
 

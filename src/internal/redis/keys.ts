@@ -49,6 +49,16 @@ export const escapeName = (name: string): string => {
  */
 export const bucketTag = (namespace: string, bucket: string): string => `{${escapeName(namespace)}:${escapeName(bucket)}}`
 
+/**
+ * The pub/sub channel on which calls announce that room may have come for the bucket's waiting line.
+ *
+ * @example
+ * ```ts
+ * wakeChannel("quotaflow", "gpt-4o") // "{quotaflow:gpt-4o}:wake"
+ * ```
+ */
+export const wakeChannel = (namespace: string, bucket: string): string => `${bucketTag(namespace, bucket)}:wake`
+
 const algorithmSuffix: Record<Algorithm, string> = {
   "token-bucket": "tb",
   "sliding-window": "sw",

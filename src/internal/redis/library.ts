@@ -7,7 +7,7 @@
  * A server without Functions (Redis 6 and older) runs the same code as one script per operation, with EVALSHA.
  *
  * The code is the files of `lua/` (see `luaSource.ts`): the layout of the keys (`layout.lua`), what every
- * operation shares (`core.lua`, `meters.lua`, `call.lua`, `take.lua`), then one file per operation.
+ * operation shares (`core.lua`, `meters.lua`, `line.lua`, `call.lua`, `take.lua`), then one file per operation.
  *
  * @internal
  */
@@ -15,14 +15,15 @@ import { createHash } from "node:crypto"
 import { LuaSource, remember } from "./luaSource.js"
 
 /** The operations, as the library names its functions. */
-export type Operation = "reserve" | "settle" | "release" | "status" | "observe"
+export type Operation = "reserve" | "settle" | "release" | "leave" | "status" | "observe"
 
-const operations: ReadonlyArray<Operation> = ["reserve", "settle", "release", "status", "observe"]
+const operations: ReadonlyArray<Operation> = ["reserve", "settle", "release", "leave", "status", "observe"]
 
 const body = LuaSource.of([
   "layout.lua",
   "core.lua",
   "meters.lua",
+  "line.lua",
   "call.lua",
   "take.lua",
   ...operations.map((operation) => `${operation}.lua`)
@@ -75,6 +76,7 @@ export const calls: { readonly [K in Operation]: Call } = {
   reserve: callOf("reserve"),
   settle: callOf("settle"),
   release: callOf("release"),
+  leave: callOf("leave"),
   status: callOf("status"),
   observe: callOf("observe")
 }

@@ -138,7 +138,7 @@ const OptionsSchema = optionsObject(
     retry: Schema.optionalWith(RetrySchema, { exact: true, default: () => defaultRetry }),
     commandTimeout: Schema.optionalWith(Millis, { exact: true, default: () => 500 }),
     connectTimeout: Schema.optionalWith(Millis, { exact: true, default: () => 2_000 }),
-    pollInterval: Schema.optionalWith(Millis, { exact: true, default: () => 50 })
+    pollInterval: Schema.optionalWith(Millis, { exact: true, default: () => 500 })
   })
 )
 

@@ -62,14 +62,19 @@ export interface StoreOptions {
 export interface RedisStore {
   /**
    * Books under `<Redis millisecond>-<token>`; `token` (letters and digits, at most 64, unique per reserve: see
-   * `tokens`) lets a reserve whose answer was lost be released by `releaseToken` all the same.
+   * `tokens`) lets a reserve whose answer was lost be released by `releaseToken` all the same. With `place`
+   * (a name of the same kind, the same for every attempt of one waiting caller), a caller that is not admitted
+   * keeps a place in the bucket's waiting line for `placeTtlMs`; without, it only goes where it delays nobody.
    */
   readonly reserve: (
     bucket: Bucket,
     charge: ReadonlyArray<number>,
     maxWaitMs: number,
-    token: string
+    token: string,
+    place?: { readonly name: string; readonly ttlMs: number }
   ) => Effect.Effect<Timed<ReserveOutcome>, RedisFailure>
+  /** Gives up a place in the bucket's waiting line; `false` when it had none. */
+  readonly leave: (bucket: Bucket, place: string) => Effect.Effect<Timed<boolean>, RedisFailure>
   /** `false` when the reservation is not open. */
   readonly settle: (bucket: Bucket, id: string, actual: ReadonlyArray<number | undefined>) => Effect.Effect<Timed<boolean>, RedisFailure>
   /** `false` when the reservation is not open. */
@@ -494,10 +499,16 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
       )
     })
 
-  const reserve = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number, token: string) => {
+  const reserve = (
+    bucket: Bucket,
+    charge: ReadonlyArray<number>,
+    maxWaitMs: number,
+    token: string,
+    place?: { readonly name: string; readonly ttlMs: number }
+  ) => {
     const args: Array<string> = []
     for (let i = 0; i < bucket.quotas.length; i++) args.push(formatNumber(charge[i] ?? 0))
-    args.push(formatNumber(maxWaitMs), token)
+    args.push(formatNumber(maxWaitMs), token, place?.name ?? "", place === undefined ? "" : String(place.ttlMs))
     return run(calls.reserve, bucket, args, parseReserve)
   }
 
@@ -538,6 +549,7 @@ export const makeStore = (client: RedisClient, options: StoreOptions): RedisStor
     settle,
     release: (bucket, id) => run(calls.release, bucket, [id], parseClosed),
     releaseToken: (bucket, token) => run(calls.release, bucket, [`~${token}`], parseClosed),
+    leave: (bucket, place) => run(calls.leave, bucket, [place], parseClosed),
     status,
     observe,
     command,

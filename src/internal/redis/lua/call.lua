@@ -1,8 +1,8 @@
 -- begin and finish: the start and the end of every call.
 
--- Starts a call: the clock, the configuration, the state (and the record of 'taken', the id of a reservation
--- the call closes, or the field 'tombstone' a reserve must not find: TOMBSTONE); then what time alone changes: due pending bookings are charged, and expired
--- reservations reclaimed. Returns an error reply when the configuration is unreadable.
+-- Starts a call: the clock, the configuration, the state and the waiting line (and the record of 'taken', the
+-- id of a reservation the call closes, or the field 'tombstone' a reserve must not find: TOMBSTONE); then what
+-- time alone changes: due pending bookings are charged, and expired reservations reclaimed. Returns an error reply when the configuration is unreadable.
 local function begin(keys, args, taken, tombstone)
   if call == nil then bind() end
   clock = call('TIME')
@@ -15,14 +15,16 @@ local function begin(keys, args, taken, tombstone)
   fresh = nil
   BOOKED, BOOKED_RECORD = nil, nil
   local G
+  LINE, LINE_DIRTY, WAKE = nil, false, false
   if taken then
-    local got = call('HMGET', K_STATE, 'state', taken)
-    G, TAKEN, TAKEN_RECORD = got[1], taken, got[2]
+    local got = call('HMGET', K_STATE, 'state', 'w', taken)
+    G, LINE_RAW, TAKEN, TAKEN_RECORD = got[1], got[2], taken, got[3]
   elseif tombstone then
-    local got = call('HMGET', K_STATE, 'state', tombstone)
-    G, TAKEN, TAKEN_RECORD, TOMBSTONE = got[1], nil, false, got[2]
+    local got = call('HMGET', K_STATE, 'state', 'w', tombstone)
+    G, LINE_RAW, TAKEN, TAKEN_RECORD, TOMBSTONE = got[1], got[2], nil, false, got[3]
   else
-    G, TAKEN, TAKEN_RECORD = call('HGET', K_STATE, 'state'), nil, false
+    local got = call('HMGET', K_STATE, 'state', 'w')
+    G, LINE_RAW, TAKEN, TAKEN_RECORD = got[1], got[2], nil, false
   end
   if G and G == b.G then
     lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq = b.lastBooked, b.blockedUntil, b.earliestExpiry, b.expiresAt, b.openCount, b.seq
@@ -104,6 +106,7 @@ local function begin(keys, args, taken, tombstone)
         call('HDEL', K_STATE, ids[j])
         if ids[j] == TAKEN then TAKEN_RECORD = false end
         openCount = max(0, openCount - 1)
+        WAKE = true
         local holds = holdsOf(ids[j], record)
         for i = 1, nq do
           if holds[i] and Q[i].alg == CC then Q[i].inflight = Q[i].inflight - holds[i].amount end
@@ -204,5 +207,6 @@ local function finish(result)
     local at = format('%d', expiresAt)
     for j = 1, #fresh do call('PEXPIREAT', fresh[j], at) end
   end
+  lineFinish()
   return result
 end

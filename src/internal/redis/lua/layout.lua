@@ -39,9 +39,14 @@
 --     x<token>                    a tombstone: the Redis millisecond a release found no reservation of this
 --                                 token; a reserve of the token that arrives later (a stalled connection)
 --                                 books nothing. Dropped once reservationTtl has passed, as orphans are.
+--     w                           the waiting line (line.lua), oldest place first: "place,arrival,expiry,amount_1,...;..."
+--                                 (place: a name matching TOKEN_PATTERN the client chose for a waiting caller;
+--                                 arrival and expiry: Redis milliseconds; then its charge per quota). Absent when
+--                                 nobody waits.
 --   {ns:bucket}:q<i>:sw    zset   quota i's sliding-window log: member "entry/amount", score = the time booked at
 --   {ns:bucket}:q<i>:fw    hash   quota i's fixed windows: window index -> amount booked in it
 --   {ns:bucket}:q<i>:tb, :q<i>:cc never created: token buckets and concurrency keep their state in :s
+--   {ns:bucket}:wake       a pub/sub channel, not a key: "1" is published on it when room may have come for the line
 --   {ns:key}:b             hash   a shared circuit breaker (breaker/*.lua): o = open until, p = a probe's lease
 --   {ns:key}:bf            zset   its recent failures: member unique per failure, score = when it failed
 --

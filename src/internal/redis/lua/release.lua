@@ -30,6 +30,7 @@ local function release(keys, args)
   end
   local holds = take(id)
   if not holds then return finish({ '0', clock[1], clock[2] }) end
+  WAKE = true
   for i = 1, nq do
     if holds[i] ~= nil then Q[i].m.release(Q[i], holds[i]) end
   end

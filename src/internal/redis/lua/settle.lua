@@ -10,6 +10,7 @@ local function settle(keys, args)
   if failed then return failed end
   local holds = take(id)
   if not holds then return finish({ '0', clock[1], clock[2] }) end
+  WAKE = true
   for i = 1, nq do
     local q = Q[i]
     local hold = holds[i]
