@@ -41,7 +41,8 @@ const BucketSchema = Schema.Struct({
   quotas: Schema.NonEmptyArray(QuotaSchema),
   safetyRatio: Schema.optionalWith(Ratio, { exact: true, default: () => 1 }),
   burstMultiplier: Schema.optionalWith(Multiplier, { exact: true, default: () => 1 }),
-  skew: Schema.optionalWith(Schema.Union(Schema.Literal(0), WindowMs), { exact: true, default: () => 0 }),
+  // No default here: an absent `skew` depends on the bucket's windows (see `skewByDefault`).
+  skew: Schema.optionalWith(Schema.Union(Schema.Literal(0), WindowMs), { exact: true }),
   maxQueue: Schema.optionalWith(PositiveInt, { exact: true, default: () => Number.MAX_SAFE_INTEGER })
 })
 
@@ -143,9 +144,10 @@ export interface BucketInput {
   /** Token buckets hold this many windows' worth at most (default 1). */
   readonly burstMultiplier?: number
   /**
-   * How much later than others a call may reach the provider (network jitter; default 0): the bucket keeps
-   * this much time clear at the edges of its windows so the provider never sees calls closer together than
-   * they were booked. A few milliseconds suit a provider on a local network.
+   * How much later than others a call may reach the provider (network jitter): the bucket keeps this much
+   * time clear at the edges of its windows so the provider never sees calls closer together than they were
+   * booked. Default 250 ms, at most a tenth of the shortest window; 0 or a few milliseconds suit a provider
+   * on a local network.
    */
   readonly skew?: Duration.DurationInput | string
   /** At most this many calls wait in the bucket's queue; more fail with `QueueOverflow`. */
@@ -358,6 +360,15 @@ export const decodeSettings = (input: unknown): Effect.Effect<Settings, Configur
 const refundsByDefault = (provider: Provider.Provider | undefined, metric: string): boolean =>
   provider !== undefined && provider.charging.metrics.includes(metric) ? provider.charging.refunds : true
 
+/**
+ * The one default of `skew`: calls booked together reach a provider spread over up to SKEW_MS (measured against
+ * the emulator with `bench/cluster.ts`: see its header), but never more than a tenth of the bucket's shortest
+ * rate window, which it would slow by that much.
+ */
+const SKEW_MS = 250
+const skewByDefault = (quotas: ReadonlyArray<typeof QuotaSchema.Type>): number =>
+  quotas.reduce((skew, quota) => (quota.window === undefined || quota.algorithm === "concurrency" ? skew : Math.min(skew, Math.floor(quota.window / 10))), SKEW_MS)
+
 const toBucket = (name: string, bucket: typeof BucketSchema.Type, provider: Provider.Provider | undefined): Bucket => ({
   name,
   quotas: bucket.quotas.map((quota) => ({
@@ -369,7 +380,7 @@ const toBucket = (name: string, bucket: typeof BucketSchema.Type, provider: Prov
   })),
   safetyRatio: bucket.safetyRatio,
   burstMultiplier: bucket.burstMultiplier,
-  skew: bucket.skew,
+  skew: bucket.skew ?? skewByDefault(bucket.quotas),
   maxQueue: bucket.maxQueue
 })
 

@@ -51,6 +51,17 @@ describe("Quota.decodeConfig", () => {
     assert.deepStrictEqual(a?.quotas[0], { metric: "requests", limit: 60, windowMs: 60_000, algorithm: "token-bucket", refunds: true })
     assert.strictEqual(a?.safetyRatio, 1)
     assert.strictEqual(a?.burstMultiplier, 1)
+    assert.strictEqual(a?.skew, 250)
+  })
+
+  it("keeps 250 ms for network jitter by default, at most a tenth of the shortest rate window", () => {
+    const skewOf = (quotas: ReadonlyArray<QuotaInput>, skew?: string | number) =>
+      Effect.runSync(Quota.decodeConfig({ buckets: { a: { quotas, ...(skew === undefined ? {} : { skew }) } } })).get("a")?.skew
+    assert.strictEqual(skewOf([{ metric: "requests", limit: 5, window: "1 second" }, { metric: "tokens", limit: 9, window: "1 minute" }]), 100)
+    assert.strictEqual(skewOf([{ metric: "requests", limit: 5, window: 900, algorithm: "sliding-window" }]), 90)
+    assert.strictEqual(skewOf([{ metric: "requests", limit: 5, algorithm: "concurrency" }]), 250)
+    assert.strictEqual(skewOf([{ metric: "requests", limit: 5, window: "1 second" }], 0), 0)
+    assert.strictEqual(skewOf([{ metric: "requests", limit: 5, window: "1 second" }], "400 millis"), 400)
   })
 
   it("charges requests 1 by default and 0 for metrics left out", () => {
@@ -124,17 +135,19 @@ describe("Quota.decodeSettings: the provider", () => {
 
 const config: LimiterConfig = {
   buckets: {
-    safe: { quotas: [{ metric: "requests", limit: 10, window: "1 second" }], safetyRatio: 0.5 },
-    burst: { quotas: [{ metric: "requests", limit: 2, window: "1 second" }], burstMultiplier: 2 },
+    // skew: 0: the timings below are exact, with no time kept for network jitter.
+    safe: { quotas: [{ metric: "requests", limit: 10, window: "1 second" }], safetyRatio: 0.5, skew: 0 },
+    burst: { quotas: [{ metric: "requests", limit: 2, window: "1 second" }], burstMultiplier: 2, skew: 0 },
     twoWindows: {
       quotas: [
         { metric: "requests", limit: 3, window: "1 second" },
         { metric: "requests", limit: 4, window: "1 minute", algorithm: "sliding-window" }
-      ]
+      ],
+      skew: 0
     },
-    daily: { quotas: [{ metric: "tokens", limit: 1000, window: "1 day", algorithm: "fixed-window" }] },
-    kept: { quotas: [{ metric: "tokens", limit: 1000, window: "1 minute", refunds: false }] },
-    refunded: { quotas: [{ metric: "tokens", limit: 1000, window: "1 minute" }] }
+    daily: { quotas: [{ metric: "tokens", limit: 1000, window: "1 day", algorithm: "fixed-window" }], skew: 0 },
+    kept: { quotas: [{ metric: "tokens", limit: 1000, window: "1 minute", refunds: false }], skew: 0 },
+    refunded: { quotas: [{ metric: "tokens", limit: 1000, window: "1 minute" }], skew: 0 }
   }
 }
 

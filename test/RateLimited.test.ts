@@ -3,12 +3,13 @@ import { Clock, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Stream, TestC
 import { MemoryBackendLive, RateLimited } from "../src/index.js"
 import type { LimiterConfig } from "../src/index.js"
 
+// skew: 0 where the timings are exact: no time is kept for network jitter.
 const config: LimiterConfig = {
   buckets: {
-    rpm: { quotas: [{ metric: "requests", limit: 3, window: "1 second" }] },
-    tokens: { quotas: [{ metric: "tokens", limit: 1000, window: "1 minute" }] },
-    small: { quotas: [{ metric: "requests", limit: 1, window: "1 second" }], maxQueue: 2 },
-    sliding: { quotas: [{ metric: "requests", limit: 2, window: "1 second", algorithm: "sliding-window" }] },
+    rpm: { quotas: [{ metric: "requests", limit: 3, window: "1 second" }], skew: 0 },
+    tokens: { quotas: [{ metric: "tokens", limit: 1000, window: "1 minute" }], skew: 0 },
+    small: { quotas: [{ metric: "requests", limit: 1, window: "1 second" }], maxQueue: 2, skew: 0 },
+    sliding: { quotas: [{ metric: "requests", limit: 2, window: "1 second", algorithm: "sliding-window" }], skew: 0 },
     concurrent: { quotas: [{ metric: "requests", limit: 2, algorithm: "concurrency" }] }
   }
 }

@@ -112,6 +112,7 @@ export class Limiter {
   /** Stops tracking a basic-mode bucket: its driver ends and its state is dropped. */
   private drop(entry: Entry): void {
     this.entries.delete(entry.bucket.name)
+    entry.scheduler.unwatch()
     this.runDriver(entry.bucket.name, Effect.void)
     if (this.backend.forget !== undefined) Effect.runFork(this.backend.forget(entry.bucket))
   }
@@ -237,8 +238,11 @@ export class Limiter {
    */
   readonly shutdown: Effect.Effect<void> = Effect.suspend(() => {
     this.closed = true
-    for (const entry of this.entries.values()) entry.scheduler.close()
-    return this.tracker.drain(this.settings.shutdownTimeout)
+    const schedulers = [...this.entries.values()].map((entry) => entry.scheduler)
+    for (const scheduler of schedulers) scheduler.close()
+    // Places in a shared line go now rather than when they expire, so that other processes are not held up.
+    const leave = Effect.forEach(schedulers, (scheduler) => scheduler.leaveLine, { discard: true })
+    return Effect.zipRight(leave, this.tracker.drain(this.settings.shutdownTimeout))
   })
 }
 

@@ -122,6 +122,7 @@ export class Scheduler {
   /** Shuts the scheduler: every waiting caller is told, and nothing is admitted any more. */
   close(): void {
     this.closed = true
+    this.unwatch()
     while (this.queue.head !== undefined) {
       const ticket = this.queue.head
       this.unlink(ticket)
