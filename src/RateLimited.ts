@@ -133,6 +133,8 @@ export interface LimiterStatus extends BackendStatus {
   readonly bucket: string
   /** Callers of this process waiting for admission. */
   readonly queued: number
+  /** The time the bucket keeps for network jitter now: its `skew`, raised for a while after a provider's 429. */
+  readonly skewMs: number
 }
 
 /**

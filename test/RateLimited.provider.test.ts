@@ -56,6 +56,30 @@ const response = <E>(exit: Exit.Exit<Answer, E>): ProviderResponse | undefined =
   Exit.isSuccess(exit) ? exit.value : undefined
 
 describe("RateLimited with a provider", () => {
+  it.effect("a 429 for a call it admitted makes the bucket keep more time for jitter, up to a bound, and answered calls give it back", () =>
+    run(Effect.gen(function*() {
+      const skew = Effect.map(RateLimited.status("fast"), (status) => status.skewMs)
+      assert.strictEqual(yield* skew, 0)
+      // Three attempts, three 429s: 0 -> 50 -> 100 -> 200 ms; three more, held at a quarter of the 1 s window.
+      const refused = yield* scripted([tooMany(1)])
+      for (let i = 0; i < 2; i++) {
+        const fiber = yield* Effect.fork(Effect.exit(RateLimited.submit({ bucket: "fast" }, refused.call, { response })))
+        yield* TestClock.adjust("10 seconds")
+        yield* Fiber.join(fiber)
+        assert.strictEqual(yield* skew, i === 0 ? 200 : 250)
+      }
+      const answered = yield* Effect.fork(Effect.forEach(
+        Array.from({ length: 300 }),
+        () => RateLimited.submit({ bucket: "fast" }, Effect.succeed(ok), { response }),
+        { discard: true }
+      ))
+      yield* TestClock.adjust("10 minutes")
+      yield* Fiber.join(answered)
+      const after = yield* skew
+      assert.isBelow(after, 250 * 0.25, "300 answered calls give back most of it")
+      assert.isAbove(after, 0, "slowly")
+    }), { buckets: { fast: { quotas: [{ metric: "requests", limit: 10, window: "1 second" }], skew: 0 } } }))
+
   it.effect("a 429 is retried after its retry-after, and the bucket is blocked for every caller meanwhile", () =>
     run(Effect.gen(function*() {
       const provider = yield* scripted([tooMany(2), ok])

@@ -37,6 +37,14 @@ const WINDOW_MS: Record<Provider.LimitWindow, number> = { "1 second": 1_000, "1 
  */
 export const learningSkew = (windowMs: number): number => Math.ceil(windowMs / 10)
 
+/**
+ * A 429 for a call the limiter admitted means the provider saw calls closer together than they were booked: the
+ * bucket keeps more time for jitter (doubled, at least SKEW_STEP_MS more, at most a quarter of its shortest
+ * window), then gives it back slowly, SKEW_DECAY of the excess per call answered.
+ */
+const SKEW_STEP_MS = 50
+const SKEW_DECAY = 0.005
+
 /** A rate is learnt from refusals once this many of the largest charges were consumed between two of them. */
 const REFUSAL_SPAN = 10
 
@@ -87,7 +95,11 @@ export const learn = (
     const advice = response.status >= 400 ? provider.retryAfter(response.status, response.headers, response.body, now) : undefined
     const refused = advice !== undefined && advice.retry && (advice.kind === "rate-limited" || advice.kind === "overloaded")
     const learning = entry.learning
-    if (learning === undefined) yield* lowerTo(entry, reports)
+    if (learning === undefined) {
+      yield* lowerTo(entry, reports)
+      if (refused && advice.kind === "rate-limited") yield* raiseSkew(entry)
+      else if (response.status < 400) decaySkew(entry)
+    }
     else if (learning.fromHeaders || reports.some((report) => report?.limit !== undefined)) {
       learning.fromHeaders = true
       yield* learnLimits(entry, reports, now)
@@ -202,6 +214,36 @@ const probeUp = (entry: Entry, learning: Learning, now: number): void => {
   if (now - learning.raisedAt < windowMs) return
   learning.raisedAt = now
   retune(entry, entry.bucket.quotas.map((q) => (q.algorithm === "token-bucket" ? { ...q, limit: Math.ceil(q.limit * 1.005) } : q)))
+}
+
+/** The most time a bucket keeps for jitter: a quarter of its shortest rate window. */
+const skewCeiling = (bucket: Quota.Bucket): number =>
+  bucket.quotas.reduce((ceiling, q) => (q.algorithm === "concurrency" || q.windowMs <= 0 ? ceiling : Math.min(ceiling, q.windowMs / 4)), Infinity)
+
+const raiseSkew = (entry: Entry): Effect.Effect<void> => {
+  const { jitter } = entry
+  const ceiling = skewCeiling(entry.bucket)
+  if (ceiling === Infinity) return Effect.void
+  const before = entry.bucket.skew
+  jitter.learnt = Math.min(ceiling, Math.max(2 * jitter.learnt, jitter.learnt + SKEW_STEP_MS))
+  if (Math.round(jitter.learnt) === before) return Effect.void
+  retuneSkew(entry, Math.round(jitter.learnt))
+  return Effect.logInfo(`quotaflow: bucket ${entry.bucket.name} keeps ${entry.bucket.skew} ms for network jitter after a 429 (was ${before} ms)`)
+}
+
+const decaySkew = (entry: Entry): void => {
+  const { jitter } = entry
+  if (jitter.learnt <= jitter.configured) return
+  jitter.learnt = Math.max(jitter.configured, jitter.learnt - (jitter.learnt - jitter.configured) * SKEW_DECAY - 0.01)
+  // Retuned in steps of a millisecond: a call's answer alone should not cost a retune.
+  const skew = Math.round(jitter.learnt)
+  if (skew !== entry.bucket.skew) retuneSkew(entry, skew)
+}
+
+const retuneSkew = (entry: Entry, skew: number): void => {
+  const bucket = { ...entry.bucket, skew }
+  entry.bucket = bucket
+  entry.scheduler.retune(bucket)
 }
 
 /** Runs the entry's bucket at these quotas from now on; returns what changed, in words. */

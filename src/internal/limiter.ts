@@ -26,6 +26,8 @@ export interface Entry {
   readonly dynamic: boolean
   /** Used since the idle sweeper last looked. */
   used: boolean
+  /** The skew the bucket was configured with, and the one it has learnt on top of it (see `learning.ts`). */
+  readonly jitter: { readonly configured: number; learnt: number }
   /**
    * Set while the bucket learns its limits from the provider (intelligent mode, no quotas configured): which of
    * its quotas' windows are known yet.
@@ -102,7 +104,8 @@ export class Limiter {
       scheduler: new Scheduler(bucket, this.backend, this.clockNow),
       capacities: bucket.quotas.map((q) => capacityOf(q, bucket.safetyRatio, bucket.burstMultiplier)),
       dynamic,
-      used: true
+      used: true,
+      jitter: { configured: bucket.skew, learnt: bucket.skew }
     }
     this.entries.set(bucket.name, entry)
     this.runDriver(bucket.name, entry.scheduler.run)

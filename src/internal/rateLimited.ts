@@ -261,7 +261,7 @@ export const make = (limiter: Limiter) => {
       const entry = limiter.entry(bucket)
       if (Either.isLeft(entry)) return entry.left
       return Effect.flatMap(Quota.chargeOf(entry.right.bucket, usage), (charge) =>
-        Effect.map(limiter.status(entry.right, charge), (state) => ({ ...state, bucket, queued: entry.right.scheduler.length })))
+        Effect.map(limiter.status(entry.right, charge), (state) => ({ ...state, bucket, queued: entry.right.scheduler.length, skewMs: entry.right.bucket.skew })))
     })
 
   return { submit, submitStream, reserve, status }
