@@ -161,6 +161,35 @@ describe.each(clients)("HttpClient middleware over the %s client", (_, client) =
       assert.deepStrictEqual(yield* used(limiter, "gpt-4o"), { inFlight: 0, tokens: expected, open: 0 })
     })))
 
+  it.live("a call interrupted while it waits leaves nothing booked; one interrupted in flight keeps its charge", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const oneAtATime: LimiterConfig = {
+        provider: "openai",
+        buckets: {
+          "gpt-4o": {
+            quotas: [
+              { metric: "requests", limit: 1, algorithm: "concurrency" },
+              { metric: "tokens", limit: 100_000, window: "1 minute", algorithm: "sliding-window", refunds: true }
+            ]
+          }
+        }
+      }
+      const { emulator, http, limiter } = yield* harness(client, { ...quiet, latency: { baseMs: 400 } }, oneAtATime)
+      const body = chatBody({})
+      const expected = charge(Provider.providers.openai, body).tokens ?? 0
+      const running = yield* Effect.fork(http.execute(post(`${emulator.url}/v1/chat/completions`, body)))
+      yield* Effect.sleep("100 millis")
+      const waiting = yield* Effect.fork(http.execute(post(`${emulator.url}/v1/chat/completions`, body)))
+      yield* Effect.sleep("100 millis")
+      assert.strictEqual((yield* limiter.status("gpt-4o")).queued, 1)
+      assert.isTrue(Exit.isInterrupted(yield* Fiber.interrupt(waiting)))
+      assert.deepStrictEqual(yield* used(limiter, "gpt-4o"), { inFlight: 1, tokens: expected, open: 1 })
+      assert.isTrue(Exit.isInterrupted(yield* Fiber.interrupt(running)))
+      // The provider may have counted the one it received: its charge stays; its slot is back.
+      assert.deepStrictEqual(yield* used(limiter, "gpt-4o"), { inFlight: 0, tokens: expected, open: 0 })
+      assert.strictEqual((yield* limiter.status("gpt-4o")).queued, 0)
+    })))
+
   it.live("requests that generate nothing pass through untouched and uncharged", () =>
     Effect.scoped(Effect.gen(function*() {
       const { emulator, http, limiter } = yield* harness(client, quiet, openai)
