@@ -6,7 +6,8 @@
  *
  *   a. `effect`              the floor: every quotaflow user loads it anyway;
  *   b. `quotaflow`           the library entry, from the build (dist/, through the package's exports map);
- *   c. `quotaflow/emulator`  the provider emulator and its HTTP server.
+ *   c. `quotaflow/HttpClient` the @effect/platform HttpClient middleware (the library plus platform's client);
+ *   d. `quotaflow/emulator`  the provider emulator and its HTTP server.
  *
  * Run:  npm run build && npx tsx bench/import.ts
  *       RUNS=15 npx tsx bench/import.ts              (more processes per module; default 7)
@@ -68,7 +69,7 @@ if (!existsSync(join(root, "dist", "index.js"))) {
   process.exit(1)
 }
 
-const specifiers = ["effect", "quotaflow", "quotaflow/emulator"]
+const specifiers = ["effect", "quotaflow", "quotaflow/HttpClient", "quotaflow/emulator"]
 console.log(`import cost, median of ${RUNS} fresh processes; node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}; ${revision()}`)
 console.log("")
 console.log("module                import ms   process ms    rss MB   heapUsed MB   after GC MB   heap vs effect")

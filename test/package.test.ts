@@ -129,6 +129,17 @@ describe("the built package", () => {
     expect(packagesOf(modulesLoadedBy("emulator-loads.mjs", `await import("quotaflow/emulator")`))).toContain("@effect/platform-node")
   })
 
+  it("has the HttpClient middleware at quotaflow/HttpClient, without platform-node, and not in the main entry", () => {
+    const isHttpClient = (module: string) => module.includes("@effect/platform/dist/esm/HttpClient.js")
+    const modules = modulesLoadedBy("http-client.mjs", `
+      import * as LimitedHttpClient from "quotaflow/HttpClient"
+      if (typeof LimitedHttpClient.layer !== "function" || typeof LimitedHttpClient.limit !== "function") throw new Error("missing")
+    `)
+    expect(modules.some(isHttpClient)).toBe(true)
+    expect(packagesOf(modules)).not.toContain("@effect/platform-node")
+    expect(modulesLoadedBy("main-no-http-client.mjs", `await import("quotaflow")`).some(isHttpClient)).toBe(false)
+  })
+
   it("exports every public module at its own path, and no internal one", () => {
     const paths = Object.entries(manifest.exports)
       .filter(([path, target]) => target !== null && !path.includes("*") && path !== "./package.json")

@@ -264,8 +264,25 @@ export const make = (limiter: Limiter) => {
         Effect.map(limiter.status(entry.right, charge), (state) => ({ ...state, bucket, queued: entry.right.scheduler.length, skewMs: entry.right.bucket.skew })))
     })
 
-  return { submit, submitStream, reserve, status }
+  const service = { submit, submitStream, reserve, status }
+  cores.set(service, { limiter, submit })
+  return service
 }
+
+/**
+ * What a middleware built on the flow needs beyond the service: the limiter (its provider and buckets) and
+ * `submit` with the adapters' options (`handOff`).
+ */
+export interface Core {
+  readonly limiter: Limiter
+  readonly submit: <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: FlowOptions<A, E>) => Effect.Effect<A, E | RateLimitError, R>
+}
+
+/** The core of every service `make` built, by the service: a service of another make has none. */
+const cores = new WeakMap<object, Core>()
+
+/** The core behind a `RateLimited` service, when `make` built it (see `HttpClient`). */
+export const coreOf = (service: object): Core | undefined => cores.get(service)
 
 const isRefused = (error: unknown): error is Refused => error instanceof Refused
 
