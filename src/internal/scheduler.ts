@@ -7,6 +7,9 @@
  * made in advance. A waiting caller costs a queue entry: no fiber and no timer of its own; the driver sleeps
  * until the head fits or a deadline passes, and is woken when the queue or the capacity changes.
  *
+ * On a backend shared with other processes (`SharedLine`), the head stands in the bucket's line there, so that
+ * the oldest waiter of any process goes first, and the driver is woken when another process makes room.
+ *
  * The hand-over is synchronous: the driver takes a ticket out of the queue and calls its `admit` in one step,
  * so a reservation is always either in a ticket's hands or given back by the driver (a ticket cancelled
  * while the backend answered), never in between.
