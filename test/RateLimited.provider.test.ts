@@ -66,6 +66,22 @@ describe("RateLimited with a provider", () => {
       assert.strictEqual(attempts.length, 2)
       assert.isAtLeast(attempts[1], 2_000)
       assert.isAtLeast(yield* Fiber.join(other), 2_000)
+    }), { retry: { maxAttempts: 3, baseDelay: "100 millis", maxDelay: "5 seconds" } }))
+
+  it.effect("maxDelay caps the wait between attempts, a longer retry hint included, for the bucket's other callers too", () =>
+    run(Effect.gen(function*() {
+      // The provider says 10 s, the configuration at most 1 s.
+      const provider = yield* scripted([tooMany(10), tooMany(10), ok])
+      const first = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 10 } }, provider.call, { response }))
+      yield* TestClock.adjust(1)
+      const other = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 10 } }, Clock.currentTimeMillis))
+      yield* TestClock.adjust("1 minute")
+      assert.deepStrictEqual(yield* Fiber.join(first), ok)
+      const attempts = yield* provider.attempts
+      assert.strictEqual(attempts.length, 3)
+      assert.isAtMost(attempts[1] - attempts[0], 1_000)
+      assert.isAtMost(attempts[2] - attempts[1], 1_000)
+      assert.isAtMost(yield* Fiber.join(other), 1_000)
     })))
 
   it.effect("after the last attempt the call fails with RateLimitedByProvider carrying the last headers", () =>
