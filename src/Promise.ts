@@ -68,11 +68,12 @@ export interface RateLimiter {
    *
    * @example
    * ```ts
-   * import { createRateLimiter } from "quotaflow"
+   * import Anthropic, { APIConnectionError } from "@anthropic-ai/sdk"
+   * import { CapacityExceeded, createRateLimiter } from "quotaflow"
    *
    * const limiter = createRateLimiter({ provider: "anthropic" })
-   * // new Anthropic({ fetch: limiter.fetch, maxRetries: 0 })
-   * const count = limiter.fetch("https://api.anthropic.com/v1/messages/count_tokens", { method: "POST", body: "{}" }) // passes through
+   * const client = new Anthropic({ fetch: limiter.fetch, maxRetries: 0 })
+   * const refusedByQuotaflow = (error: unknown) => error instanceof APIConnectionError && error.cause instanceof CapacityExceeded
    * ```
    */
   readonly fetch: typeof globalThis.fetch
