@@ -204,7 +204,8 @@ export interface LimiterConfig {
 
 /**
  * How calls refused by the provider are retried: at most `maxAttempts` attempts in all, waiting an exponential,
- * jittered delay from `baseDelay` up to `maxDelay`, and never less than the provider's retry hint.
+ * jittered delay from `baseDelay`, never less than the provider's retry hint and never more than `maxDelay`
+ * (default 60 seconds): a longer hint is cut to `maxDelay`, and so is the time the refusal blocks the bucket.
  *
  * @example
  * ```ts

@@ -92,6 +92,22 @@ describe("RateLimited with a provider", () => {
       assert.strictEqual(attempts.length, 2)
       assert.isAtLeast(attempts[1], 2_000)
       assert.isAtLeast(yield* Fiber.join(other), 2_000)
+    }), { retry: { maxAttempts: 3, baseDelay: "100 millis", maxDelay: "5 seconds" } }))
+
+  it.effect("maxDelay caps the wait between attempts, a longer retry hint included, for the bucket's other callers too", () =>
+    run(Effect.gen(function*() {
+      // The provider says 10 s, the configuration at most 1 s.
+      const provider = yield* scripted([tooMany(10), tooMany(10), ok])
+      const first = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 10 } }, provider.call, { response }))
+      yield* TestClock.adjust(1)
+      const other = yield* Effect.fork(RateLimited.submit({ bucket: "gpt-4o", usage: { tokens: 10 } }, Clock.currentTimeMillis))
+      yield* TestClock.adjust("1 minute")
+      assert.deepStrictEqual(yield* Fiber.join(first), ok)
+      const attempts = yield* provider.attempts
+      assert.strictEqual(attempts.length, 3)
+      assert.isAtMost(attempts[1] - attempts[0], 1_000)
+      assert.isAtMost(attempts[2] - attempts[1], 1_000)
+      assert.isAtMost(yield* Fiber.join(other), 1_000)
     })))
 
   it.effect("after the last attempt the call fails with RateLimitedByProvider carrying the last headers", () =>
@@ -198,6 +214,36 @@ describe("RateLimited with a provider", () => {
       assert.strictEqual(tokens?.windowMs, Math.ceil((10_000 * 12_001) / 1_999))
       assert.strictEqual(status.quotas.find((q) => q.algorithm === "concurrency")?.limit, 1_000_000_000)
     }), { buckets: {} }))
+
+  it.effect("callers queued under a learning bucket's first guess of the window move up once the real one is learnt", () =>
+    run(Effect.gen(function*() {
+      // Anthropic style: 10,000 input tokens a minute at first sight (the first answer shows none used, so no
+      // window), then an answer whose reset says they refill in about 2.6 s.
+      const report = (remaining: number, resetAt: number): Answer => ({
+        status: 200,
+        headers: {
+          "anthropic-ratelimit-input-tokens-limit": "10000",
+          "anthropic-ratelimit-input-tokens-remaining": String(remaining),
+          "anthropic-ratelimit-input-tokens-reset": new Date(resetAt).toISOString()
+        }
+      })
+      const usage = { input_tokens: 4_000 }
+      yield* RateLimited.submit({ bucket: "claude", usage }, Effect.succeed(report(10_000, 0)), { response })
+      const slow = Effect.zipRight(Effect.sleep(100), Effect.succeed(report(2_000, 2_000)))
+      const second = yield* Effect.fork(RateLimited.submit({ bucket: "claude", usage }, slow, { response }))
+      const third = yield* Effect.fork(RateLimited.submit({ bucket: "claude", usage }, Clock.currentTimeMillis))
+      // Past the 10,000: under the first guess (a minute) it would wait about 20 s for the refill.
+      const fourth = yield* Effect.fork(RateLimited.submit({ bucket: "claude", usage }, Clock.currentTimeMillis))
+      yield* TestClock.adjust(1)
+      assert.strictEqual((yield* RateLimited.status("claude")).queued, 1)
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(second)
+      assert.strictEqual(yield* Fiber.join(third), 0)
+      const window = (yield* RateLimited.status("claude")).quotas.find((q) => q.metric === "input_tokens")?.windowMs ?? 0
+      assert.isBelow(window, 5_000)
+      // The refill at the learnt rate: 10,000 tokens per window, a tenth of it kept in hand.
+      assert.isBelow(yield* Fiber.join(fourth), window)
+    }), { provider: "anthropic", buckets: {} }))
 
   it.effect("a backend that cannot take what the provider said still gets the call settled", () =>
     Effect.gen(function*() {

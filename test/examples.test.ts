@@ -24,7 +24,7 @@ describe("examples", () => {
   })
   afterAll(() => redis.stop())
 
-  it("has examples", () => expect(examples.length).toBeGreaterThanOrEqual(4))
+  it("has examples", () => expect(examples.length).toBeGreaterThanOrEqual(6))
 
   it.each(examples)("%s runs", async (file) => {
     await run(process.execPath, ["--import", tsx, join("examples", file)], {

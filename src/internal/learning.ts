@@ -69,15 +69,16 @@ const windowOf = (report: Provider.ReportedLimit, now: number): { readonly windo
 
 /**
  * Reads a provider's answer: every quota the headers report is raised to the provider's usage (others may
- * share the key), and a refusal a retry may cure blocks the bucket for its hint, for every caller of the
- * backend. Returns the refusal, if it is one.
+ * share the key), and a refusal a retry may cure blocks the bucket for its hint (at most `maxBlockMs`, the
+ * retries' `maxDelay`), for every caller of the backend. Returns the refusal, if it is one.
  */
 export const learn = (
   provider: Provider.Provider,
   backend: BackendService,
   entry: Entry,
   response: ProviderResponse,
-  charge: ReadonlyArray<number>
+  charge: ReadonlyArray<number>,
+  maxBlockMs: number
 ): Effect.Effect<Refused | undefined, BackendUnavailable> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
@@ -121,7 +122,7 @@ export const learn = (
       r.remaining === 0 && r.resetAt !== undefined && !entry.bucket.quotas.some((q) => q.metric === r.metric)
         ? Math.max(until, r.resetAt - now)
         : until, 0)
-    const blockForMs = Math.max(refused ? advice.delayMs ?? 0 : 0, exhausted)
+    const blockForMs = Math.max(refused ? Math.min(advice.delayMs ?? 0, maxBlockMs) : 0, exhausted)
     if (blockForMs > 0 || used.some((u) => u !== undefined)) yield* backend.observe(entry.bucket, used, blockForMs)
     if (blockForMs > 0) entry.scheduler.notify()
     return refused ? new Refused(response, advice) : undefined

@@ -106,6 +106,9 @@ class TokenBucket implements Meter {
   }
 
   retune(limit: number, windowMs: number, skew: number): void {
+    // The state is the share of a window in use, kept as time: another window (learnt from the provider)
+    // scales that time, or callers would wait out the refill of the window first guessed.
+    if (this.windowMs > 0 && windowMs !== this.windowMs) this.owed *= windowMs / this.windowMs
     this.windowMs = windowMs
     this.skew = skew
     this.capacity = Math.max(1, Math.floor(limit * this.burstMultiplier))

@@ -137,7 +137,7 @@ export const make = (limiter: Limiter) => {
     const provider = limiter.provider
     const learnt = response === undefined || provider === undefined
       ? Effect.succeed(undefined)
-      : learn(provider, limiter.backend, open.holder, response, open.charge)
+      : learn(provider, limiter.backend, open.holder, response, open.charge, limiter.settings.retry.maxDelay)
     return Effect.flatMap(Effect.either(learnt), (learned): Effect.Effect<A, E | RateLimitError | Refused> => {
       // The backend could not take what the provider said: the call still settles, keeping its charge.
       if (Either.isLeft(learned)) return settleThen(open, Either.right(undefined), Exit.fail(learned.left))
@@ -320,14 +320,19 @@ export const usageOf = <A>(
       catch: (error) => new InvalidUsage({ bucket, issues: [`actualUsage threw: ${String(error)}`] })
     })
 
-/** Retries a refused call: exponential and jittered from `baseDelay`, capped at `maxDelay`, never shorter than the hint. */
+/**
+ * Retries a refused call: exponential and jittered from `baseDelay`, never shorter than the hint, and never
+ * longer than `maxDelay`, the hint included (the bucket is blocked no longer either: see `learn`).
+ */
 const retryScheduleOf = ({ baseDelay, maxAttempts, maxDelay }: Quota.Settings["retry"]): Schedule.Schedule<unknown, unknown> =>
   Schedule.exponential(Duration.millis(baseDelay)).pipe(
     Schedule.jittered,
-    Schedule.modifyDelay((delay) => Duration.min(delay, Duration.millis(maxDelay))),
     Schedule.zipRight(Schedule.identity<unknown>()),
     Schedule.modifyDelay((error, delay) =>
-      error instanceof Refused ? Duration.max(delay, Duration.millis(error.advice.delayMs ?? 0)) : delay
+      Duration.min(
+        error instanceof Refused ? Duration.max(delay, Duration.millis(error.advice.delayMs ?? 0)) : delay,
+        Duration.millis(maxDelay)
+      )
     ),
     Schedule.intersect(Schedule.recurs(maxAttempts - 1))
   )

@@ -37,4 +37,32 @@ describe("a limiter with no limits configured", () => {
       expect(efficiency).toBeGreaterThan(0.9)
     })
   }, 60_000)
+
+  it("Anthropic style: callers queued under the first guess of the window move up once it is learnt", async () => {
+    // Anthropic's first answers cannot tell the window (whole-second resets, remainders rounded to thousands):
+    // the bucket first runs at a one-minute guess, and learns the 2 s window a few answers later.
+    const anthropicLimits = { requests: 100, input_tokens: 20_000, output_tokens: 8_000 }
+    await withEmulator({ style: "anthropic", windowMs, limits: anthropicLimits, latency: { baseMs: 20, perTokenMs: 0 } }, async (emulator) => {
+      const limiter = createRateLimiter({ provider: "anthropic" })
+      const prompt = "Hello ".repeat(800) // 1,200 input tokens: 50 calls are three windows' worth
+      const started = performance.now()
+      const statuses = await Promise.all(Array.from({ length: 50 }, () =>
+        limiter.fetch(`${emulator.url}/v1/messages`, {
+          method: "POST",
+          body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 100, x_completion_tokens: 50, messages: [{ role: "user", content: prompt }] })
+        }).then(async (response) => {
+          await response.text()
+          return response.status
+        })))
+      const wallMs = performance.now() - started
+      await limiter.close()
+      const stats = await Effect.runPromise(emulator.stats)
+      expect(statuses).toEqual(Array(50).fill(200))
+      expect(stats.rejected429).toBe(0)
+      const efficiency = minimumMs("token-bucket", stats.charged.input_tokens, anthropicLimits.input_tokens, windowMs) / wallMs
+      console.log(`discovery (anthropic): 50 calls in ${Math.round(wallMs)} ms, efficiency ${efficiency.toFixed(3)}`)
+      // Before callers were re-planned they waited out the guessed minute: 50 calls took about 56 s.
+      expect(efficiency).toBeGreaterThan(0.7)
+    })
+  }, 60_000)
 })
