@@ -193,6 +193,16 @@ class Worker {
     )
   }
 
+  /** Forgets the previous run, before the next setup. */
+  reset(): void {
+    this.ready = false
+    this.records = undefined
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && this.failure === undefined
+  }
+
   send(message: ToWorker): void {
     if (this.child.connected) this.child.send(message)
   }
@@ -368,14 +378,31 @@ const emulatorConfig = (shape: ScenarioShape): Emulator.EmulatorConfigInput => (
   latency: { baseMs: shape.windowMs / 200, perTokenMs: shape.windowMs / 6_000 }
 })
 
+/**
+ * Each contender's processes, kept from one scenario to the next (an idle process costs nothing, and a start-up
+ * of tsx, Effect and the library costs seconds); a pool whose run failed is stopped and forked again.
+ */
+const pools = new Map<string, ReadonlyArray<Worker>>()
+
+const poolOf = (contender: Contender): ReadonlyArray<Worker> => {
+  const existing = pools.get(contender.key)
+  if (existing !== undefined && existing.every((worker) => worker.alive)) return existing
+  const workers = Array.from({ length: contender.procs }, () => Worker.fork())
+  pools.set(contender.key, workers)
+  return workers
+}
+
+const stopPools = () => Promise.all([...pools.values()].flat().map((worker) => worker.stop()))
+
 const runOne = async (redis: RedisServer, scenario: Scenario, contender: Contender, calls: ReadonlyArray<ChatCall>): Promise<RunResult> => {
   const scope = Effect.runSync(Scope.make())
-  const workers: Array<Worker> = []
+  const workers = poolOf(contender)
+  let ok = false
   try {
     const emulator = await Effect.runPromise(Scope.extend(Emulator.serve(emulatorConfig(scenario.shape), { port: 0 }), scope))
     const namespace = `bench-cluster-${process.pid}-${++runs}`
-    for (let i = 0; i < contender.procs; i++) workers.push(Worker.fork())
     workers.forEach((worker, i) => {
+      worker.reset()
       const setup: Setup = {
         type: "setup",
         kind: contender.kind,
@@ -394,9 +421,13 @@ const runOne = async (redis: RedisServer, scenario: Scenario, contender: Contend
     for (const worker of workers) worker.send({ type: "go" })
     await Promise.all(workers.map((worker) => worker.until(() => worker.records !== undefined, "finish", 240_000)))
     const stats = await Effect.runPromise(emulator.stats)
+    ok = true
     return summarize(scenario, contender, calls, workers.flatMap((worker) => worker.records ?? []), stats)
   } finally {
-    await Promise.all(workers.map((worker) => worker.stop()))
+    if (!ok) {
+      await Promise.all(workers.map((worker) => worker.stop()))
+      pools.delete(contender.key)
+    }
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
@@ -464,6 +495,7 @@ const main = async () => {
       }
     }
   } finally {
+    await stopPools()
     await redis.close()
   }
   console.log(`One queue across processes: ${CALLS} calls (seed ${SEED}), 6 s window, ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}, ${version}`)

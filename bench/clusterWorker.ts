@@ -4,7 +4,8 @@
  * callers); the worker builds its limiter, connects, says `ready`, waits for `go`, runs its calls with
  * `callers` concurrent callers (each takes the next call of the share when its previous one has ended), and
  * sends one `result` holding a record per call: submitted, admitted and finished (epoch ms), its sizes, its
- * status and attempts. Then it closes its limiter and leaves.
+ * status and attempts, and closes its limiter. The parent may send the next `setup` (the next scenario); the
+ * process leaves when the parent goes away.
  *
  * Only public API: `createRateLimiter` (the Promise adapter) on the memory or the Redis backend, and
  * bottleneck in clustering mode.
@@ -241,19 +242,24 @@ const work = async (setup: Setup, go: Promise<void>): Promise<ReadonlyArray<Call
 }
 
 if (process.env.BENCH_CLUSTER_WORKER === "1" && process.send !== undefined) {
-  let started = false
-  let letGo: () => void = () => {}
-  const go = new Promise<void>((resolve) => (letGo = resolve))
+  // One run at a time; the parent reuses the process for the next scenario (a new setup, a new limiter).
+  let busy = false
+  let letGo: (() => void) | undefined
   process.on("disconnect", () => process.exit(0))
   process.on("SIGINT", () => {})
   process.on("message", (message: ToWorker) => {
-    if (message.type === "go") return letGo()
-    if (started) return
-    started = true
+    if (message.type === "go") {
+      letGo?.()
+      letGo = undefined
+      return
+    }
+    if (busy) return void send({ type: "error", message: "setup while a run is going on" })
+    busy = true
+    const go = new Promise<void>((resolve) => (letGo = resolve))
     work(message, go).then(
       async (records) => {
+        busy = false
         await send({ type: "result", pid: process.pid, records })
-        process.disconnect()
       },
       async (error: unknown) => {
         await send({ type: "error", message: error instanceof Error ? error.stack ?? error.message : String(error) })
