@@ -65,8 +65,14 @@
  * - ordering probe: p50 wait + call latency of the largest 5% of calls by charge (prompt + max_tokens) and of
  *   the rest. A limiter that lets small calls pass a big one that waits for room shows a big ratio.
  *
- * BENCH_OUT: write the results as JSON there. BENCH_CONTENDERS (comma separated: qf-redis, bottleneck,
- * qf-memory; default all) picks contenders, for debugging.
+ * A sliding window's minimum is a step: 600 calls need 4.92 windows of tokens, so a run that loses more than
+ * 8% of a window's capacity (a refused attempt keeps its charge in the limiter: no `actualUsage` for a 429)
+ * needs a sixth window, and reads 78% instead of ~97%.
+ *
+ * BENCH_OUT: write the results as JSON there, with every call's record (times in ms from the run's first
+ * submission; `refused` holds when each 429'd attempt was admitted and answered) and each share window.
+ * BENCH_CONTENDERS (comma separated: qf-redis, bottleneck, qf-memory; default all) picks contenders, for
+ * debugging.
  */
 import { type ChildProcess, fork } from "node:child_process"
 import { writeFileSync } from "node:fs"
@@ -313,6 +319,8 @@ interface RunResult {
   readonly waitMs: { readonly p50: number; readonly p99: number }
   readonly share: ReturnType<typeof sharesOf> | undefined
   readonly probe: { readonly largeP50Ms: number; readonly restP50Ms: number; readonly largeWaitP50Ms: number; readonly restWaitP50Ms: number }
+  /** Every call as its process reported it (in the JSON only). */
+  readonly records?: ReadonlyArray<CallRecord>
   readonly error?: string
 }
 
@@ -361,7 +369,8 @@ const summarize = (
       restP50Ms: p50Of(rest, (r) => r.finished - r.submitted),
       largeWaitP50Ms: p50Of(large, (r) => r.admitted - r.submitted),
       restWaitP50Ms: p50Of(rest, (r) => r.admitted - r.submitted)
-    }
+    },
+    records: [...records].sort((a, b) => a.submitted - b.submitted).map((r) => ({ ...r, submitted: r.submitted - start, admitted: r.admitted - start, finished: r.finished - start, refused: r.refused.map(([a, f]) => [a - start, f - start] as const) }))
   }
 }
 
@@ -473,6 +482,7 @@ const main = async () => {
   const who = pick(contenders, process.env.BENCH_CONTENDERS)
   if (!Number.isSafeInteger(CALLS) || CALLS < 1) throw new Error(`BENCH_CALLS must be a positive integer, got ${process.env.BENCH_CALLS}`)
   if (!Number.isSafeInteger(PROCS) || PROCS < 1 || PROCS > 64) throw new Error(`BENCH_PROCS must be an integer from 1 to 64, got ${process.env.BENCH_PROCS}`)
+  if (PROCS > CALLS) throw new Error(`BENCH_PROCS (${PROCS}) must be at most BENCH_CALLS (${CALLS})`)
   const calls = makeWorkload(CALLS, SEED)
   const redis = await RedisServer.start()
   const results: Array<RunResult> = []
@@ -507,7 +517,7 @@ const main = async () => {
   console.log("")
   console.log(`total ${seconds(Date.now() - began)} s`)
   if (OUT !== undefined && OUT !== "") {
-    writeFileSync(OUT, JSON.stringify({ calls: CALLS, seed: SEED, procs: PROCS, cpus: cpus().length, node: process.version, results }, null, 2))
+    writeFileSync(OUT, JSON.stringify({ calls: CALLS, seed: SEED, procs: PROCS, cpus: cpus().length, node: process.version, scenarios: selected, results }, null, 2))
     console.log(`results written to ${OUT}`)
   }
 }

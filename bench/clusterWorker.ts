@@ -64,6 +64,8 @@ export interface CallRecord {
   /** Final HTTP status; -1 when the call failed without one. */
   readonly status: number
   readonly attempts: number
+  /** When each attempt refused with a 429 was admitted, and when its refusal was read. */
+  readonly refused: ReadonlyArray<readonly [admitted: number, answered: number]>
   readonly error?: string
 }
 
@@ -177,6 +179,7 @@ const run = async (setup: Setup, attempt: Attempt, go: Promise<void>): Promise<R
     let status = -1
     let attempts = 0
     let error: string | undefined
+    const refused: Array<readonly [number, number]> = []
     while (attempts < setup.maxAttempts) {
       attempts++
       try {
@@ -188,6 +191,7 @@ const run = async (setup: Setup, attempt: Attempt, go: Promise<void>): Promise<R
         error = e instanceof Error ? `${e.name}: ${e.message}` : String(e)
       }
       if (status !== 429) break
+      refused.push([admitted, Date.now()])
     }
     records.push({
       id: call.id,
@@ -199,6 +203,7 @@ const run = async (setup: Setup, attempt: Attempt, go: Promise<void>): Promise<R
       finished: Date.now(),
       status,
       attempts,
+      refused,
       ...(error === undefined ? {} : { error })
     })
   }
