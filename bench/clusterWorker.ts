@@ -223,11 +223,17 @@ const work = async (setup: Setup, go: Promise<void>): Promise<ReadonlyArray<Call
       id: setup.namespace,
       ...bottleneckReservoir(setup.shape)
     })
-    limiter.on("error", (error: unknown) => console.error("bottleneck:", error))
+    let closing = false
+    // While disconnecting, bottleneck may still send its `blacklist_client` script on the closed connection
+    // ("Connection is closed"): noise after the run, not a failure of it.
+    limiter.on("error", (error: unknown) => {
+      if (!closing) console.error("bottleneck:", error)
+    })
     try {
       await limiter.ready()
       return await run(setup, bottleneckAttempt(limiter, setup), go)
     } finally {
+      closing = true
       await limiter.disconnect(true)
     }
   }
