@@ -146,8 +146,8 @@ export interface BucketInput {
   /**
    * How much later than others a call may reach the provider (network jitter): the bucket keeps this much
    * time clear at the edges of its windows so the provider never sees calls closer together than they were
-   * booked. Default 250 ms, at most a tenth of the shortest window; 0 or a few milliseconds suit a provider
-   * on a local network.
+   * booked. Default 150 ms, at most a tenth of the shortest window; 0 or a few milliseconds suit a provider
+   * on a local network. A provider's 429 for a call the limiter admitted raises it for a while.
    */
   readonly skew?: Duration.DurationInput | string
   /** At most this many calls wait in the bucket's queue; more fail with `QueueOverflow`. */
@@ -362,11 +362,12 @@ const refundsByDefault = (provider: Provider.Provider | undefined, metric: strin
   provider !== undefined && provider.charging.metrics.includes(metric) ? provider.charging.refunds : true
 
 /**
- * The one default of `skew`: calls booked together reach a provider spread over up to SKEW_MS (measured against
- * the emulator with `bench/cluster.ts`: see its header), but never more than a tenth of the bucket's shortest
- * rate window, which it would slow by that much.
+ * The one default of `skew`: calls booked together reached the emulator spread over up to about 100 ms on a busy
+ * two-core host (`bench/cluster.ts`: with no skew, a sliding window drew its 429s within 100 ms after each window
+ * edge; with 100 ms and 150 ms, none in any scenario); 150 ms keeps a margin. Never more than a tenth of the
+ * bucket's shortest rate window, which it would slow by that much.
  */
-const SKEW_MS = 250
+const SKEW_MS = 150
 const skewByDefault = (quotas: ReadonlyArray<typeof QuotaSchema.Type>): number =>
   quotas.reduce((skew, quota) => (quota.window === undefined || quota.algorithm === "concurrency" ? skew : Math.min(skew, Math.floor(quota.window / 10))), SKEW_MS)
 

@@ -51,15 +51,15 @@ describe("Quota.decodeConfig", () => {
     assert.deepStrictEqual(a?.quotas[0], { metric: "requests", limit: 60, windowMs: 60_000, algorithm: "token-bucket", refunds: true })
     assert.strictEqual(a?.safetyRatio, 1)
     assert.strictEqual(a?.burstMultiplier, 1)
-    assert.strictEqual(a?.skew, 250)
+    assert.strictEqual(a?.skew, 150)
   })
 
-  it("keeps 250 ms for network jitter by default, at most a tenth of the shortest rate window", () => {
+  it("keeps 150 ms for network jitter by default, at most a tenth of the shortest rate window", () => {
     const skewOf = (quotas: ReadonlyArray<QuotaInput>, skew?: string | number) =>
       Effect.runSync(Quota.decodeConfig({ buckets: { a: { quotas, ...(skew === undefined ? {} : { skew }) } } })).get("a")?.skew
     assert.strictEqual(skewOf([{ metric: "requests", limit: 5, window: "1 second" }, { metric: "tokens", limit: 9, window: "1 minute" }]), 100)
     assert.strictEqual(skewOf([{ metric: "requests", limit: 5, window: 900, algorithm: "sliding-window" }]), 90)
-    assert.strictEqual(skewOf([{ metric: "requests", limit: 5, algorithm: "concurrency" }]), 250)
+    assert.strictEqual(skewOf([{ metric: "requests", limit: 5, algorithm: "concurrency" }]), 150)
     assert.strictEqual(skewOf([{ metric: "requests", limit: 5, window: "1 second" }], 0), 0)
     assert.strictEqual(skewOf([{ metric: "requests", limit: 5, window: "1 second" }], "400 millis"), 400)
   })

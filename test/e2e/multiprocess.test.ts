@@ -230,10 +230,9 @@ describe("a process killed with SIGKILL while it holds reservations", () => {
     assert.isAtMost(Math.max(...after!.taken), heldTo + reservationTtlMs + 1_000)
   }, 60_000)
 
-  // A caller of another process already waiting for a slot is never woken: its queue asked Redis once, heard
-  // "wait forever" (a full concurrency quota has no refill time), and sleeps until something in its own process
-  // (a new call, a settlement, a release on that bucket) wakes it. Neither the expiry of the dead process's
-  // reservations nor a release by another living process reaches it.
+  // A full concurrency quota has no refill time: a caller of another process already waiting for a slot hears
+  // "wait forever" from Redis, and only its queue's poll (or a wake-up published by another process) makes it
+  // ask again, which is when the dead process's reservations, expired by then, are reclaimed.
   it("a caller already waiting in another process gets a slot once the reservations expire", async () => {
     const { heldFrom, survivor, victim } = await setUp()
     survivor.send({ type: "wait-slot", bucket: "slots" })
