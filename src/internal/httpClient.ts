@@ -20,19 +20,15 @@ import * as Provider from "../Provider.js"
 import type * as Quota from "../Quota.js"
 import { RateLimited, type RateLimitedService } from "../RateLimited.js"
 import type { LimitOptions } from "../HttpClient.js"
-import { chargeBody, type Charged } from "./providerCall.js"
+import { charge, type Charged, generationBody, isGeneration as isGenerationCall } from "./provider/generation.js"
 import { parseBody } from "./provider/json.js"
 import { sseUsageReader } from "./provider/sse.js"
 import { coreOf, type Core, type FlowOptions } from "./rateLimited.js"
 import type { ProviderResponse } from "./learning.js"
 
-/** The endpoints that generate (and are charged): OpenAI's, Anthropic's and the many APIs that copy them. */
-const GENERATING = /\/(?:chat\/completions|completions|responses|embeddings|messages)\/?$/
-
 export const isHttpClient = (value: unknown): value is HttpClient.HttpClient => Predicate.hasProperty(value, HttpClient.TypeId)
 
-export const isGeneration = (request: HttpClientRequest.HttpClientRequest): boolean =>
-  request.method === "POST" && GENERATING.test(request.url.replace(/[?#].*$/, ""))
+export const isGeneration = (request: HttpClientRequest.HttpClientRequest): boolean => isGenerationCall(request.method, request.url)
 
 const decoder = new TextDecoder()
 const encoder = new TextEncoder()
@@ -257,15 +253,9 @@ const limitWith = (core: Core, provider: Provider.Provider, client: HttpClient.H
   return HttpClient.transform(client, (effect, request) => {
     if (!generates(request)) return effect
     return Effect.suspend(() => {
-      const text = bodyText(request.body)
       const charged = Either.flatMap(
-        Either.mapLeft(text, (issue) => new Provider.InvalidRequest({ provider: provider.name, issue })),
-        (text) => {
-          const body = parseBody(text)
-          return typeof body === "string"
-            ? Either.left(new Provider.InvalidRequest({ provider: provider.name, issue: "the request body is not JSON" }))
-            : chargeBody(core.limiter, provider, body, options?.bucketOf)
-        }
+        Either.mapLeft(Either.flatMap(bodyText(request.body), generationBody), (issue) => new Provider.InvalidRequest({ provider: provider.name, issue })),
+        (body) => charge(core.limiter, provider, body, options?.bucketOf)
       )
       if (Either.isLeft(charged)) return Effect.fail(requestError(request, charged.left))
       return submitRequest(core, provider, options, charged.right, effect, request)

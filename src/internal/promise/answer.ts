@@ -93,9 +93,3 @@ export const followStream = (
   Object.defineProperty(followed, "url", { value: response.url })
   return followed
 }
-
-/** A provider's usage names every metric it limits; a bucket takes the ones it has quotas for. */
-export const limitedTo = (bucket: Quota.Bucket, usage: Quota.Usage): Quota.Usage => {
-  const limited = new Set(bucket.quotas.map((q) => q.metric))
-  return Object.fromEntries(Object.entries(usage).filter(([metric]) => limited.has(metric)))
-}
