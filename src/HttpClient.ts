@@ -51,7 +51,7 @@ export interface LimitOptions extends WaitOptions {
 
 /**
  * Whether a request is charged by default: a `POST` whose path ends in `/chat/completions`, `/completions`,
- * `/responses`, `/embeddings` or `/messages`.
+ * `/responses`, `/embeddings` or `/messages` (`limiter.fetch` of the Promise adapter charges by the same rule).
  *
  * @example
  * ```ts

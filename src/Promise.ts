@@ -59,11 +59,13 @@ export interface RateLimiter {
    */
   submit<A>(meta: Meta, call: (signal: AbortSignal) => Promise<A>, options?: PromiseSubmitOptions<A>): Promise<A>
   /**
-   * A `fetch` for SDK clients (`new OpenAI({ fetch: limiter.fetch, maxRetries: 0 })`): a generation (a POST whose
-   * JSON body names a model) is charged by the configured provider from its body and runs under the bucket of its
-   * model's family, with the retries and the breaker of `submit`; anything else (GETs, token counts, moderations,
-   * batches, files, bodies without a model) passes straight through, uncounted. Every body type `fetch` takes is
-   * read, a `Request` too; a one-shot body (a stream) is buffered and its bytes sent on every attempt. A refusal
+   * A `fetch` for SDK clients (`new OpenAI({ fetch: limiter.fetch, maxRetries: 0 })`): a generation (a POST to
+   * `/chat/completions`, `/completions`, `/responses`, `/embeddings` or `/messages` whose JSON body names a model,
+   * as `isGeneration` of `quotaflow/HttpClient` says) is charged by the configured provider from its body and runs
+   * under the bucket of its model's family, with the retries and the breaker of `submit`; anything else (GETs,
+   * token counts, moderations, batches, files, bodies without a model) passes straight through, uncounted. Every
+   * body type `fetch` takes is read, a `Request` too; a one-shot body (a stream) is buffered and its bytes sent on
+   * every attempt. A refusal
    * rejects with the quotaflow error, which the SDKs report as the `cause` of their `APIConnectionError`.
    *
    * @example

@@ -127,13 +127,16 @@ describe("limiter.fetch", () => {
       // Each names the model of a configured bucket: charged, it would show there.
       post("/v1/messages/count_tokens", JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "Hi" }] })),
       post("/v1/moderations", JSON.stringify({ model: "gpt-4o", input: "Hi" })),
+      // Token counts and other endpoints that name a model but generate nothing under its limits.
+      post("/v1/responses/input_tokens", JSON.stringify({ model: "gpt-4o", input: "Hi" })),
+      post("/v1/images/generations", JSON.stringify({ model: "gpt-4o", prompt: "A fox" })),
       post("/v1/batches", JSON.stringify({ input_file_id: "file-1", endpoint: "/v1/chat/completions", completion_window: "24h" })),
       post("/v1/files", form),
       post("/v1/chat/completions", new URLSearchParams({ model: "gpt-4o" })),
       post("/v1/chat/completions", "not json"),
       post("/v1/chat/completions", JSON.stringify({ messages: [] }))
     ])
-    expect(answers.map((a) => a.status)).toEqual(Array(9).fill(200))
+    expect(answers.map((a) => a.status)).toEqual(Array(11).fill(200))
     expect(received.map((r) => `${r.method} ${r.path}`).sort()).toEqual([
       "GET /v1/models",
       "GET /v1/models/gpt-4o",
@@ -142,8 +145,10 @@ describe("limiter.fetch", () => {
       "POST /v1/chat/completions",
       "POST /v1/chat/completions",
       "POST /v1/files",
+      "POST /v1/images/generations",
       "POST /v1/messages/count_tokens",
-      "POST /v1/moderations"
+      "POST /v1/moderations",
+      "POST /v1/responses/input_tokens"
     ])
     // Bodies go as they came: the form with its boundary, the parameters form-encoded.
     expect(received.find((r) => r.path === "/v1/files")?.contentType).toMatch(/^multipart\/form-data; boundary=/)

@@ -20,19 +20,15 @@ import * as Provider from "../Provider.js"
 import type * as Quota from "../Quota.js"
 import { RateLimited, type RateLimitedService } from "../RateLimited.js"
 import type { LimitOptions } from "../HttpClient.js"
-import { chargeBody, type Charged } from "./providerCall.js"
+import { charge, type Charged, generationBody, isGeneration as isGenerationCall } from "./provider/generation.js"
 import { parseBody } from "./provider/json.js"
 import { sseUsageReader } from "./provider/sse.js"
-import { coreOf, type Core, type FlowOptions } from "./rateLimited.js"
+import { type Flow, type FlowOptions, isFlow, LimiterId } from "./rateLimited.js"
 import type { ProviderResponse } from "./learning.js"
-
-/** The endpoints that generate (and are charged): OpenAI's, Anthropic's and the many APIs that copy them. */
-const GENERATING = /\/(?:chat\/completions|completions|responses|embeddings|messages)\/?$/
 
 export const isHttpClient = (value: unknown): value is HttpClient.HttpClient => Predicate.hasProperty(value, HttpClient.TypeId)
 
-export const isGeneration = (request: HttpClientRequest.HttpClientRequest): boolean =>
-  request.method === "POST" && GENERATING.test(request.url.replace(/[?#].*$/, ""))
+export const isGeneration = (request: HttpClientRequest.HttpClientRequest): boolean => isGenerationCall(request.method, request.url)
 
 const decoder = new TextDecoder()
 const encoder = new TextEncoder()
@@ -219,7 +215,7 @@ const answerOfFailure = (cause: Cause.Cause<HttpClientError.HttpClientError>): P
 
 /** One generation request through the flow, charged as `charged` says. */
 const submitRequest = (
-  core: Core,
+  flow: Flow,
   provider: Provider.Provider,
   options: LimitOptions | undefined,
   charged: Charged,
@@ -241,7 +237,7 @@ const submitRequest = (
       return { ...r, response: new BodyResponse(response, body) }
     }
   }
-  return core.submit(meta, once, flowOptions).pipe(
+  return flow.submit(meta, once, flowOptions).pipe(
     Effect.map((r) => r.response),
     Effect.catchIf(
       (error): error is RateLimitError => !HttpClientError.isHttpClientError(error),
@@ -251,41 +247,34 @@ const submitRequest = (
   )
 }
 
-/** A client whose generation requests run under `core`'s limiter, charged by `provider`. */
-const limitWith = (core: Core, provider: Provider.Provider, client: HttpClient.HttpClient, options: LimitOptions | undefined): HttpClient.HttpClient => {
+/** A client whose generation requests run through `flow`, charged by `provider`. */
+const limitWith = (flow: Flow, provider: Provider.Provider, client: HttpClient.HttpClient, options: LimitOptions | undefined): HttpClient.HttpClient => {
   const generates = options?.isGeneration ?? isGeneration
   return HttpClient.transform(client, (effect, request) => {
     if (!generates(request)) return effect
     return Effect.suspend(() => {
-      const text = bodyText(request.body)
       const charged = Either.flatMap(
-        Either.mapLeft(text, (issue) => new Provider.InvalidRequest({ provider: provider.name, issue })),
-        (text) => {
-          const body = parseBody(text)
-          return typeof body === "string"
-            ? Either.left(new Provider.InvalidRequest({ provider: provider.name, issue: "the request body is not JSON" }))
-            : chargeBody(core.limiter, provider, body, options?.bucketOf)
-        }
+        Either.mapLeft(Either.flatMap(bodyText(request.body), generationBody), (issue) => new Provider.InvalidRequest({ provider: provider.name, issue })),
+        (body) => charge(flow[LimiterId], provider, body, options?.bucketOf)
       )
       if (Either.isLeft(charged)) return Effect.fail(requestError(request, charged.left))
-      return submitRequest(core, provider, options, charged.right, effect, request)
+      return submitRequest(flow, provider, options, charged.right, effect, request)
     })
   })
 }
 
-/** Why `limiter` cannot limit HTTP requests, or its core and provider. */
-const coreAndProvider = (limiter: RateLimitedService): Either.Either<readonly [Core, Provider.Provider], ConfigurationError> => {
-  const core = coreOf(limiter)
-  if (core === undefined) {
+/** Why `limiter` cannot limit HTTP requests, or its flow and provider. */
+const flowAndProvider = (limiter: RateLimitedService): Either.Either<readonly [Flow, Provider.Provider], ConfigurationError> => {
+  if (!isFlow(limiter)) {
     return Either.left(new ConfigurationError({ issues: ["HttpClient: the RateLimited service was not made by RateLimited.make or RateLimited.layer"] }))
   }
-  const provider = core.limiter.provider
+  const provider = limiter[LimiterId].provider
   if (provider === undefined) {
     return Either.left(new ConfigurationError({
       issues: ["HttpClient: the limiter has no provider to charge requests by: set `provider` in its configuration (\"openai\", \"anthropic\", ...)"]
     }))
   }
-  return Either.right([core, provider])
+  return Either.right([limiter, provider])
 }
 
 const optionIssues = (options: LimitOptions | undefined): ReadonlyArray<string> => {
@@ -299,7 +288,7 @@ const optionIssues = (options: LimitOptions | undefined): ReadonlyArray<string> 
 
 export const limit = (client: HttpClient.HttpClient, limiter: RateLimitedService, options?: LimitOptions): HttpClient.HttpClient => {
   const issues = optionIssues(options)
-  const ready = issues.length > 0 ? Either.left(new ConfigurationError({ issues })) : coreAndProvider(limiter)
+  const ready = issues.length > 0 ? Either.left(new ConfigurationError({ issues })) : flowAndProvider(limiter)
   if (Either.isRight(ready)) return limitWith(ready.right[0], ready.right[1], client, options)
   // Nothing to charge by: every generation request fails, saying why; the others pass.
   const generates = typeof options?.isGeneration === "function" ? options.isGeneration : isGeneration
@@ -313,7 +302,7 @@ export const layer = (options?: LimitOptions): Layer.Layer<HttpClient.HttpClient
       const issues = optionIssues(options)
       if (issues.length > 0) return yield* new ConfigurationError({ issues })
       const limiter = yield* RateLimited
-      const [core, provider] = yield* coreAndProvider(limiter)
-      return limitWith(core, provider, yield* HttpClient.HttpClient, options)
+      const [flow, provider] = yield* flowAndProvider(limiter)
+      return limitWith(flow, provider, yield* HttpClient.HttpClient, options)
     })
   )

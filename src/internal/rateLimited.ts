@@ -264,25 +264,17 @@ export const make = (limiter: Limiter) => {
         Effect.map(limiter.status(entry.right, charge), (state) => ({ ...state, bucket, queued: entry.right.scheduler.length, skewMs: entry.right.bucket.skew })))
     })
 
-  const service = { submit, submitStream, reserve, status }
-  cores.set(service, { limiter, submit })
-  return service
+  return { submit, submitStream, reserve, status, [LimiterId]: limiter }
 }
 
 /**
- * What a middleware built on the flow needs beyond the service: the limiter (its provider and buckets) and
- * `submit` with the adapters' options (`handOff`).
+ * The key of the limiter behind a service `make` built: what an adapter built on the flow (`HttpClient`) needs
+ * beyond the service, its provider and buckets. Not on the public `RateLimitedService` type.
  */
-export interface Core {
-  readonly limiter: Limiter
-  readonly submit: <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: FlowOptions<A, E>) => Effect.Effect<A, E | RateLimitError, R>
-}
+export const LimiterId: unique symbol = Symbol.for("quotaflow/internal/Limiter")
 
-/** The core of every service `make` built, by the service: a service of another make has none. */
-const cores = new WeakMap<object, Core>()
-
-/** The core behind a `RateLimited` service, when `make` built it (see `HttpClient`). */
-export const coreOf = (service: object): Core | undefined => cores.get(service)
+/** Whether `make` built a `RateLimited` service: its limiter is then at `LimiterId`, and `submit` takes `FlowOptions`. */
+export const isFlow = (service: object): service is Flow => LimiterId in service
 
 const isRefused = (error: unknown): error is Refused => error instanceof Refused
 

@@ -6,6 +6,7 @@
  */
 import type * as Quota from "../../Quota.js"
 import type { ProviderResponse } from "../learning.js"
+import { sseUsageReader } from "../provider/sse.js"
 
 export const parseJson = (text: string): unknown => {
   try {
@@ -50,33 +51,23 @@ export const followStream = (
   if (!response.ok || !streamed || response.body === null) return undefined
   const reader = response.body.getReader()
   const decoder = new TextDecoder()
-  let partial = ""
-  let usage: Quota.Usage | undefined
+  const usage = sseUsageReader(usageOf)
   let ended = false
   const end = () => {
     if (ended) return
     ended = true
-    finish(usage)
-  }
-  const read = (text: string) => {
-    const lines = (partial + text).split("\n")
-    partial = lines.pop() ?? ""
-    for (const line of lines) {
-      if (!line.startsWith("data:")) continue
-      const chunk = parseJson(line.slice(5).trim())
-      if (chunk !== undefined) usage = usageOf(chunk) ?? usage
-    }
+    usage.push(decoder.decode())
+    finish(usage.end())
   }
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const { done, value } = await reader.read()
         if (done) {
-          read(decoder.decode() + "\n")
           end()
           return controller.close()
         }
-        read(decoder.decode(value, { stream: true }))
+        usage.push(decoder.decode(value, { stream: true }))
         controller.enqueue(value)
       } catch (error) {
         end()
@@ -92,10 +83,4 @@ export const followStream = (
   // SDKs read the URL a response came from.
   Object.defineProperty(followed, "url", { value: response.url })
   return followed
-}
-
-/** A provider's usage names every metric it limits; a bucket takes the ones it has quotas for. */
-export const limitedTo = (bucket: Quota.Bucket, usage: Quota.Usage): Quota.Usage => {
-  const limited = new Set(bucket.quotas.map((q) => q.metric))
-  return Object.fromEntries(Object.entries(usage).filter(([metric]) => limited.has(metric)))
 }

@@ -1,11 +1,13 @@
 /**
- * `limiter.fetch`: a `fetch` for SDK clients. A generation (a POST whose JSON body names a model) is charged by
- * the configured provider from its body and run, through the Promise adapter's reading path (the flow, with
- * its retries and circuit breaker), under the bucket of its model's family. Anything else passes straight
- * through, uncounted.
+ * `limiter.fetch`: a `fetch` for SDK clients. A generation (`provider/generation.ts`: a POST to a generating
+ * endpoint whose JSON body names a model) is charged by the configured provider from its body and run, through
+ * the Promise adapter's reading path (the flow, with its retries and circuit breaker), under the bucket of its
+ * model's family. Anything else passes straight through, uncounted: a request to another endpoint is sent as it
+ * came, unread.
  *
- * The body is read whatever its type (string, bytes, `Blob`, `URLSearchParams`, a `ReadableStream`, a
- * `Request`); a one-shot body (a stream, a `Request`'s) is buffered, and every attempt sends the buffered bytes.
+ * The body of a generation is read whatever its type (string, bytes, `Blob`, `URLSearchParams`, a
+ * `ReadableStream`, a `Request`); a one-shot body (a stream, a `Request`'s) is buffered, and every attempt sends
+ * the buffered bytes.
  *
  * @internal
  */
@@ -14,7 +16,7 @@ import type { PromiseSubmitOptions } from "../../Promise.js"
 import * as Provider from "../../Provider.js"
 import type * as Quota from "../../Quota.js"
 import type { Meta } from "../../RateLimited.js"
-import { limitedTo, parseJson } from "./answer.js"
+import { charge, type GenerationBody, generationBody, isGeneration } from "../provider/generation.js"
 import type { Ready } from "./rateLimiter.js"
 
 /** What `fetch` needs of the adapter. */
@@ -30,28 +32,21 @@ export interface FetchDeps {
   readonly bucketOf: ((model: string) => string) | undefined
 }
 
-/**
- * Endpoints that take a JSON body naming a model without generating under the model's rate limits: token
- * counts (Anthropic limits them on requests per minute of their own), moderations, batches, files, fine-tuning
- * jobs, assistants and vector stores.
- */
-const NOT_GENERATIONS = /\/(?:messages\/count_tokens|moderations|batches|files|uploads|fine_tuning|assistants|vector_stores)(?:\/|$)/
-
 /** Bodies never read: uploads, which are not JSON and may be large. */
 const UNREAD_TYPES = /^(?:multipart\/|application\/octet-stream)/i
 
 /** RequestInit as Node's fetch takes it: a streamed body needs `duplex: "half"`. */
 type NodeRequestInit = RequestInit & { duplex?: "half" }
 
-/** A request as `fetch` received it, ready to be looked at and sent (again, for a retry). */
+/** A generation request as `fetch` received it, ready to be charged and sent (again, for a retry). */
 interface Outgoing {
-  readonly method: string
-  readonly url: URL
-  /** The parsed JSON body, when the body was read and is JSON. */
-  readonly json: unknown
+  /** Its JSON body and model, when the body was read and is one. */
+  readonly body: Either.Either<GenerationBody, string>
   readonly signal: AbortSignal | undefined
   readonly send: () => Promise<Response>
 }
+
+const unread = Either.left("the request body was not read")
 
 const outgoing = async (input: string | URL | Request, init: RequestInit | undefined): Promise<Outgoing> => {
   const streamed = init?.body instanceof ReadableStream
@@ -59,20 +54,18 @@ const outgoing = async (input: string | URL | Request, init: RequestInit | undef
   // The Request constructor reads every body type and url fetch does, and throws fetch's TypeError for a bad one.
   const request = new Request(input, withDuplex)
   const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined)
-  const method = request.method.toUpperCase()
-  const url = new URL(request.url)
   const read = request.body !== null && !UNREAD_TYPES.test(request.headers.get("content-type") ?? "")
   const oneShot = streamed || input instanceof Request
   if (!read) {
     // Not read: sent as it came (a one-shot body, once, through the copy that holds it).
-    return { method, url, json: undefined, signal, send: () => globalThis.fetch(oneShot ? request : input, oneShot ? sendInit(init) : init) }
+    return { body: unread, signal, send: () => globalThis.fetch(oneShot ? request : input, oneShot ? sendInit(init) : init) }
   }
   const bytes = new Uint8Array(await request.arrayBuffer())
-  const json = parseJson(new TextDecoder().decode(bytes))
+  const body = generationBody(new TextDecoder().decode(bytes))
   const send = oneShot
     ? () => globalThis.fetch(new Request(request, { body: bytes }), sendInit(init))
     : () => globalThis.fetch(input, init)
-  return { method, url, json, signal, send }
+  return { body, signal, send }
 }
 
 /** What of `init` still matters once the request is a `Request` of its own: the options Node's fetch adds. */
@@ -82,32 +75,23 @@ const sendInit = (init: RequestInit | undefined): RequestInit | undefined => {
   return rest
 }
 
-/** The model a generation's body names, or `undefined` for a request that is not a generation. */
-const generationModel = (request: Outgoing): string | undefined => {
-  if (request.method !== "POST" || NOT_GENERATIONS.test(request.url.pathname)) return undefined
-  const { json } = request
-  return typeof json === "object" && json !== null && "model" in json && typeof json.model === "string" && json.model !== ""
-    ? json.model
-    : undefined
-}
+/** The method and URL of a request as `fetch` would send it, read without touching its body. */
+const target = (input: string | URL | Request, init: RequestInit | undefined): readonly [string, string] => [
+  (init?.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase(),
+  input instanceof Request ? input.url : String(input)
+]
 
 export const makeFetch = ({ bucketOf, submitReading, withCore }: FetchDeps): typeof globalThis.fetch => (input, init) =>
   withCore(async (ready) => {
     const provider = ready.limiter.provider
     if (provider === undefined) throw new TypeError("limiter.fetch needs a provider in the configuration")
+    const [method, url] = target(input, init)
+    if (!isGeneration(method, url)) return globalThis.fetch(input, init)
     const request = await outgoing(input, init)
-    const model = generationModel(request)
-    if (model === undefined) return request.send()
-    const usage = provider.chargeOf(request.json, model)
-    if (Either.isLeft(usage)) throw usage.left
-    const bucket = bucketOf?.(model) ?? provider.family(model)
-    const entry = ready.limiter.entry(bucket)
-    if (Either.isLeft(entry)) throw entry.left
-    return submitReading(
-      ready,
-      { bucket, usage: limitedTo(entry.right.bucket, usage.right) },
-      request.send,
-      request.signal ? { signal: request.signal } : undefined,
-      Provider.streamUsageOf(provider, model)
-    )
+    // A body that is not JSON or names no model is not a generation's: sent uncounted.
+    if (Either.isLeft(request.body)) return request.send()
+    const charged = charge(ready.limiter, provider, request.body.right, bucketOf)
+    if (Either.isLeft(charged)) throw charged.left
+    const { meta, model } = charged.right
+    return submitReading(ready, meta, request.send, request.signal ? { signal: request.signal } : undefined, Provider.streamUsageOf(provider, model))
   })

@@ -31,7 +31,8 @@ import * as Flow from "../rateLimited.js"
 import { MAX_OPEN, type Open } from "../reservationTracker.js"
 import { decodeOptions } from "../redis/options.js"
 import type { Ticket } from "../scheduler.js"
-import { answerOfError, answerOfResponse, followStream, jsonBodyOf, limitedTo } from "./answer.js"
+import { limitedNow } from "../provider/generation.js"
+import { answerOfError, answerOfResponse, followStream, jsonBodyOf } from "./answer.js"
 import { makeFetch } from "./fetch.js"
 
 interface Core {
@@ -242,9 +243,7 @@ export const make = (config: RateLimiterConfig): RateLimiter => {
       Effect.flatMap(read)
     )
     type Read = Effect.Effect.Success<typeof once>
-    // The bucket as it is when the answer comes (learning may have changed it), for the metrics it limits.
-    const limited = (usage: Quota.Usage): Quota.Usage =>
-      Either.match(ready.limiter.entry(meta.bucket), { onLeft: () => usage, onRight: (entry) => limitedTo(entry.bucket, usage) })
+    const limited = limitedNow(ready.limiter, meta.bucket)
     const flowOptions: Flow.FlowOptions<Read, unknown> = {
       ...(options?.maxWait === undefined ? {} : { maxWait: options.maxWait }),
       actualUsage: (r) =>

@@ -1,6 +1,9 @@
 /**
  * The usage a server-sent-events body reports, read as its text arrives: every `data:` line that is JSON goes
- * to a provider's stream reader, and the last usage it returned wins.
+ * to a provider's stream reader, and the last usage it returned wins. Both HTTP adapters follow a streamed body
+ * with it: `limiter.fetch` (`promise/answer.ts`) and the HttpClient middleware.
+ *
+ * @internal
  */
 import type { Usage } from "../../Quota.js"
 
