@@ -1,6 +1,6 @@
 /**
  * The Redis library against the pure math: one random sequence of operations (reserve, settle, release, observe,
- * status, lowering the limits, pauses) runs through Redis, and the same sequence is replayed through `BucketState` at the `now` each
+ * status, lowering the limits and changing token buckets' windows, pauses) runs through Redis, and the same sequence is replayed through `BucketState` at the `now` each
  * call reported; once with the library's functions, once with its scripts (a server without Functions). Every answer must match, and the state must match at every status and at the end.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -46,8 +46,11 @@ type Op =
   | { readonly kind: "status"; readonly demand: ReadonlyArray<number> }
   | { readonly kind: "observe"; readonly used: ReadonlyArray<number | undefined>; readonly retryAfterMs: number }
   | { readonly kind: "sleep"; readonly ms: number }
-  /** Each quota runs at this share of its configured limit from now on (a provider reported lower limits). */
-  | { readonly kind: "retune"; readonly shares: ReadonlyArray<number> }
+  /**
+   * Each quota runs at this share of its configured limit from now on (a provider reported lower limits), and a
+   * token bucket over `windows` times its configured window (a provider reported another window).
+   */
+  | { readonly kind: "retune"; readonly shares: ReadonlyArray<number>; readonly windows?: ReadonlyArray<number> }
 
 const opsFor = (bucket: Bucket): FastCheck.Arbitrary<ReadonlyArray<Op>> => {
   const n = bucket.quotas.length
@@ -92,7 +95,8 @@ const opsFor = (bucket: Bucket): FastCheck.Arbitrary<ReadonlyArray<Op>> => {
     {
       arbitrary: FastCheck.record({
         kind: FastCheck.constant("retune" as const),
-        shares: FastCheck.array(FastCheck.constantFrom(0.3, 0.5, 0.8, 1), { minLength: n, maxLength: n })
+        shares: FastCheck.array(FastCheck.constantFrom(0.3, 0.5, 0.8, 1), { minLength: n, maxLength: n }),
+        windows: FastCheck.array(FastCheck.constantFrom(0.25, 0.5, 1, 1, 2, 4), { minLength: n, maxLength: n })
       }),
       weight: 1
     }
@@ -148,10 +152,17 @@ const replay = (store: RedisStore, shape: Bucket, ops: ReadonlyArray<Op>) =>
           // Redis learns the new limits from the configuration the next script call brings.
           bucket = {
             ...configured,
-            quotas: configured.quotas.map((q, i) => ({ ...q, limit: Math.max(1, Math.floor(q.limit * op.shares[i])) }))
+            quotas: configured.quotas.map((q, i) => ({
+              ...q,
+              limit: Math.max(1, Math.floor(q.limit * op.shares[i])),
+              // Only a token bucket takes another window (BucketState keeps the others' state for their own).
+              windowMs: q.algorithm === "token-bucket" && op.windows !== undefined
+                ? Math.max(1, Math.round(q.windowMs * op.windows[i]))
+                : q.windowMs
+            }))
           }
           pure.retune(bucket)
-          trail.push(`retune ${bucket.quotas.map((q) => q.limit).join(" ")}`)
+          trail.push(`retune ${bucket.quotas.map((q) => `${q.limit}/${q.windowMs}ms`).join(" ")}`)
           break
         case "reserve": {
           const { now, value } = yield* store.reserve(bucket, op.charge, op.maxWaitMs, nextToken())
@@ -200,19 +211,70 @@ const replay = (store: RedisStore, shape: Bucket, ops: ReadonlyArray<Op>) =>
 /** A server without Functions, as Redis 6 is: FCALL and FUNCTION renamed away. */
 const withoutFunctions = ["--rename-command", "FCALL", "", "--rename-command", "FUNCTION", ""]
 
+/** A store on a fresh server, in `mode`. */
+const storeIn = (mode: "function" | "script", args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const server = yield* redisServer({ args: [...args] })
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => new Redis(server.port, { host: "127.0.0.1", lazyConnect: true })),
+      (c) => Effect.promise(() => c.quit())
+    )
+    yield* Effect.promise(() => client.connect())
+    const store = makeStore(client, { namespace: "differential", reservationTtlMs: 60_000, commandTimeoutMs: 2_000 })
+    yield* Effect.orDie(store.load)
+    assert.strictEqual(store.mode(), mode)
+    return store
+  })
+
+/** A token bucket guessed at 10 a minute (interval 6 s), and a sliding window beside it. */
+const guessed = bucketOf("guessed-window", [
+  { metric: "requests", limit: 10, windowMs: 60_000, algorithm: "token-bucket", refunds: true },
+  { metric: "tokens", limit: 100, windowMs: 60_000, algorithm: "sliding-window", refunds: true }
+])
+
+/**
+ * Booked under the guessed 60 s window, then the provider says 2 s: the time in use is a share of the window, so
+ * it shrinks with it (TokenBucket.retune), both for what is charged and for a booking still pending, and back.
+ */
+const windowRetune: ReadonlyArray<Op> = [
+  { kind: "reserve", charge: [6, 1], maxWaitMs: 0 },
+  // Fits once 6 s of the 60 s have passed: pending, not yet charged.
+  { kind: "reserve", charge: [5, 1], maxWaitMs: Infinity },
+  { kind: "reserve", charge: [1, 0], maxWaitMs: 0 },
+  { kind: "status", demand: [1, 0] },
+  { kind: "retune", shares: [1, 1], windows: [1 / 30, 1] },
+  { kind: "status", demand: [1, 0] },
+  { kind: "status", demand: [8, 0] },
+  { kind: "reserve", charge: [1, 0], maxWaitMs: 0 },
+  { kind: "reserve", charge: [3, 0], maxWaitMs: 0 },
+  { kind: "sleep", ms: 30 },
+  { kind: "reserve", charge: [2, 1], maxWaitMs: 400 },
+  { kind: "release", pick: 0, closed: false },
+  { kind: "status", demand: [4, 0] },
+  { kind: "settle", pick: 0, closed: false, actual: [2, 1] },
+  { kind: "status", demand: [4, 0] },
+  // And a limit learnt with the window, then the guess again.
+  { kind: "retune", shares: [0.5, 1], windows: [1 / 15, 1] },
+  { kind: "reserve", charge: [1, 0], maxWaitMs: 0 },
+  { kind: "status", demand: [3, 0] },
+  { kind: "retune", shares: [1, 1], windows: [1, 1] },
+  { kind: "status", demand: [3, 0] },
+  { kind: "reserve", charge: [2, 0], maxWaitMs: 0 },
+  { kind: "observe", used: [4, undefined], retryAfterMs: -Infinity },
+  { kind: "status", demand: [1, 0] }
+]
+
 describe("Redis library and the pure math", () => {
   for (const [mode, args] of [["function", []], ["script", withoutFunctions]] as const) {
+    it.scopedLive(`give the same answers after a token bucket's window is retuned (${mode}s)`, () =>
+      Effect.gen(function*() {
+        const store = yield* storeIn(mode, args)
+        yield* Effect.orDie(replay(store, guessed, windowRetune))
+      }), 30_000)
+
     it.scopedLive(`give the same answers on random operation sequences (${mode}s)`, () =>
       Effect.gen(function*() {
-        const server = yield* redisServer({ args })
-        const client = yield* Effect.acquireRelease(
-          Effect.sync(() => new Redis(server.port, { host: "127.0.0.1", lazyConnect: true })),
-          (c) => Effect.promise(() => c.quit())
-        )
-        yield* Effect.promise(() => client.connect())
-        const store = makeStore(client, { namespace: "differential", reservationTtlMs: 60_000, commandTimeoutMs: 2_000 })
-        yield* Effect.orDie(store.load)
-        assert.strictEqual(store.mode(), mode)
+        const store = yield* storeIn(mode, args)
         const before = runs
         // Each shape in parallel; a few runs each, as real time passes between operations.
         yield* Effect.forEach(

@@ -135,8 +135,8 @@ local function finish(result)
     local q = Q[i]
     local alg = q.alg
     if alg == TB then
-      v[n + 1], v[n + 2], v[n + 3], v[n + 4], v[n + 5], v[n + 6] = q.since, q.owed, q.epoch, q.charged, q.lastChargeAt, #q.pending
-      n = n + 6
+      v[n + 1], v[n + 2], v[n + 3], v[n + 4], v[n + 5], v[n + 6], v[n + 7] = q.since, q.owed, q.epoch, q.charged, q.lastChargeAt, #q.pending, q.w
+      n = n + 7
       if q.pendingDirty then
         local pending = {}
         for j = 1, #q.pending do

@@ -178,9 +178,12 @@ local function load(keys, G)
     local q = Q[i]
     if q and q.alg ~= a then q = nil end
     if a == TB then
-      local since, owed, epoch, charged, lastChargeAt, pending
-      since, owed, epoch, charged, lastChargeAt, pending, pos = unpackStruct(QUOTA_FORMAT[TB], G, pos)
+      local since, owed, epoch, charged, lastChargeAt, pending, window
+      since, owed, epoch, charged, lastChargeAt, pending, window, pos = unpackStruct(QUOTA_FORMAT[TB], G, pos)
       if q then
+        -- Written under another window (a retune): the time in use is that window's share, so it scales, as
+        -- in TokenBucket.retune (since, the charged units and the pending bookings, in units, stay).
+        if window > 0 and window ~= q.w then owed = owed * (q.w / window) end
         q.since, q.owed, q.epoch, q.charged, q.lastChargeAt = since, owed, epoch, charged, lastChargeAt
         if pending > 0 then
           q.pending = {}

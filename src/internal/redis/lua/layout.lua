@@ -17,11 +17,16 @@
 --                                     number of the last usage the provider reported, "o<n>" below);
 --                                   then per quota (QUOTA_FORMAT):
 --                                     token bucket   since, owed (tat = since + owed), epoch, charged (units
---                                                    charged so far), lastChargeAt, pending (bookings in p<i>)
+--                                                    charged so far), lastChargeAt, pending (bookings in p<i>),
+--                                                    window (the window owed was written under: owed is the
+--                                                    share of a window in use, kept as time, so a configuration
+--                                                    with another window scales it on load, as
+--                                                    TokenBucket.retune does)
 --                                     sliding window total (of the log's entries), count (entries in the log)
 --                                     fixed window   nothing (its windows are a key of their own)
 --                                     concurrency    inflight
---                                 A quota whose algorithm changed at its index starts afresh.
+--                                 A quota whose algorithm changed at its index starts afresh, and so does
+--                                 a state of another length (one an older layout wrote).
 --     p<i>                        a token bucket's future bookings (quota i, from 0), in booking order:
 --                                 "entry,amount,at;entry,amount,at;..."
 --     <id>                        an open reservation's record: RECORD_FORMAT (at, the time it is booked
@@ -62,8 +67,8 @@ local TB, SW, FW, CC = 116, 115, 102, 99
 -- The state's header: its struct format and its bytes.
 local HEADER_FORMAT, HEADER_BYTES = '<dddddd', 48
 -- What each algorithm adds to the state: its struct format and its bytes.
-local QUOTA_FORMAT = { [TB] = '<dddddd', [SW] = '<dd', [FW] = '<', [CC] = '<d' }
-local QUOTA_BYTES = { [TB] = 48, [SW] = 16, [FW] = 0, [CC] = 8 }
+local QUOTA_FORMAT = { [TB] = '<ddddddd', [SW] = '<dd', [FW] = '<', [CC] = '<d' }
+local QUOTA_BYTES = { [TB] = 56, [SW] = 16, [FW] = 0, [CC] = 8 }
 -- A reservation's record: its head, then a hold per quota.
 local RECORD_FORMAT, RECORD_BYTES = '<d', 8
 local HOLD_FORMAT, HOLD_BYTES = '<Bdddd', 33
