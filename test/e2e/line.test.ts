@@ -81,4 +81,22 @@ describe("one waiting line across processes", () => {
     console.log(`line: admissions per process among the first 40: ${shares.join(", ")}`)
     for (const share of shares) assert.isAtLeast(share, 7, `shares ${shares.join(", ")}`)
   }, 60_000)
+
+  it("the place of a process killed while it waits lapses, and the others go on", async () => {
+    const [a, b] = await workers(["A", "B"])
+    a!.send({ type: "charge", bucket: "chat", tokens: 1_000, calls: 1 })
+    await a!.next("charged", 5_000)
+    // A waits for a full refill, first in line; B's small calls queue behind it.
+    a!.send({ type: "charge", bucket: "chat", tokens: 1_000, calls: 1 })
+    await a!.next("queued", 5_000)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    b!.send({ type: "charge", bucket: "chat", tokens: 100, calls: 5 })
+    const [queued] = await b!.next("queued", 5_000)
+    await a!.kill("SIGKILL")
+    const killedAt = Date.now()
+    const admitted = (await b!.next("charged", 10_000, 5)).map((report) => report.admitted)
+    console.log(`line: after A was killed, B's calls admitted ${admitted.map((t) => t - killedAt).join(", ")} ms later`)
+    // A's place lapses after two polls and a command timeout (1.5 s by default); the refill was there long before.
+    assert.isBelow(Math.max(...admitted) - queued!.at, 1_500 + 1_000 + 500)
+  }, 60_000)
 })
