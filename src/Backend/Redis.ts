@@ -361,7 +361,7 @@ export const make = (
       if (subscriber === undefined) {
         // Commands queue while it (re)connects, and it subscribes again by itself after a reconnect.
         const created: Client = client instanceof Cluster
-          ? client.duplicate()
+          ? client.duplicate([], { enableOfflineQueue: true, lazyConnect: false })
           : client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: false })
         created.on("error", () => {})
         created.on("message", (channel: string) => watchers.get(channel)?.forEach((wake) => wake()))

@@ -1,6 +1,7 @@
 /**
  * A 3-master Redis Cluster: buckets whose keys live in slots on different masters each work through one
- * ioredis `Cluster`, every script touching only its bucket's slot.
+ * ioredis `Cluster`, every script touching only its bucket's slot, and room made for a bucket's waiting line
+ * wakes its watchers through the cluster.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -62,7 +63,17 @@ describe("RedisBackend on a Redis Cluster", () => {
         const second = yield* backend.reserve(bucket, [1, 300, 300, 1], 0)
         assert.isTrue(first._tag === "Reserved" && second._tag === "Reserved")
         assert.deepStrictEqual(yield* backend.reserve(bucket, [1, 1, 1, 1], 0), { _tag: "Wait", retryAfterMs: Infinity })
+        // A waiter keeps a place in the bucket's line; the settle that frees a slot wakes its watchers.
+        let woken = 0
+        const stop = backend.line!.watch(bucket, () => woken++)
+        const waiter = {}
+        assert.strictEqual((yield* backend.reserve(bucket, [1, 1, 1, 1], 0, waiter))._tag, "Wait")
+        yield* Effect.sleep(200)
         if (first._tag === "Reserved") yield* backend.settle(bucket, first.reservation.id, [undefined, 100, 100, undefined])
+        yield* Effect.sleep(200)
+        assert.isAbove(woken, 0, "no wake-up through the cluster")
+        stop()
+        yield* backend.line!.leave(bucket, waiter)
         if (second._tag === "Reserved") yield* backend.release(bucket, second.reservation.id)
         const status = yield* backend.status(bucket, [1, 1, 1, 1])
         assert.strictEqual(status.open, 0)
