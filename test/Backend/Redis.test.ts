@@ -197,6 +197,27 @@ describe("RedisBackend", () => {
       assert.strictEqual((yield* backend.status(bucket, [0])).open, 3)
     }))
 
+  it.scopedLive("a token bucket's state as 0.1.0 wrote it (without its window) is read, not dropped", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const backend = yield* backendOn(server, { namespace: "legacy" })
+      const look = yield* inspector(server)
+      const tokens: Quota = { metric: "tokens", limit: 1_000, windowMs: 60_000, algorithm: "token-bucket", refunds: true }
+      const bucket = bucketOf("legacy", tokens, slots(3))
+      reservedId(yield* backend.reserve(bucket, [600, 1], 0))
+      const [stateKey] = scriptKeys("legacy", bucket)
+      const state = yield* Effect.promise(() => look.hgetBuffer(stateKey, "state"))
+      assert.isNotNull(state)
+      // "tc " + the header (48 bytes) + the token bucket (56, its window last) + the concurrency quota (8).
+      const prefix = 3 + 48
+      const legacy = Buffer.concat([state!.subarray(0, prefix + 48), state!.subarray(prefix + 56)])
+      yield* Effect.promise(() => look.hset(stateKey, "state", legacy))
+      const status = yield* backend.status(bucket, [0, 0])
+      assert.isAtLeast(status.quotas[0].used, 590, "what was booked before the upgrade")
+      assert.strictEqual(status.quotas[1].used, 1)
+      assert.strictEqual((yield* backend.reserve(bucket, [500, 1], 0))._tag, "Wait")
+    }))
+
   it.scopedLive("an error raised in the Lua names the file and line it comes from, as a function and as a script", () =>
     Effect.gen(function*() {
       const server = yield* redisServer()

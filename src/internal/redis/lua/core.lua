@@ -170,7 +170,17 @@ local function load(keys, G)
   else
     for i = 1, #storedAlgs do length = length + (QUOTA_BYTES[byte(storedAlgs, i)] or 0) end
   end
-  if #G ~= length then return end
+  -- The layout before token buckets recorded their window (8 bytes less each) is read too, with the window
+  -- unknown, so that an upgrade keeps what was booked.
+  local legacy = false
+  if #G ~= length then
+    local buckets = 0
+    for i = 1, #storedAlgs do
+      if byte(storedAlgs, i) == TB then buckets = buckets + 1 end
+    end
+    if buckets == 0 or #G ~= length - 8 * buckets then return end
+    legacy = true
+  end
   local pos
   lastBooked, blockedUntil, earliestExpiry, expiresAt, openCount, seq, pos = unpackStruct(HEADER_FORMAT, G, space + 1)
   for i = 1, #storedAlgs do
@@ -179,7 +189,12 @@ local function load(keys, G)
     if q and q.alg ~= a then q = nil end
     if a == TB then
       local since, owed, epoch, charged, lastChargeAt, pending, window
-      since, owed, epoch, charged, lastChargeAt, pending, window, pos = unpackStruct(QUOTA_FORMAT[TB], G, pos)
+      if legacy then
+        since, owed, epoch, charged, lastChargeAt, pending, pos = unpackStruct(LEGACY_TB_FORMAT, G, pos)
+        window = 0
+      else
+        since, owed, epoch, charged, lastChargeAt, pending, window, pos = unpackStruct(QUOTA_FORMAT[TB], G, pos)
+      end
       if q then
         -- Written under another window (a retune): the time in use is that window's share, so it scales, as
         -- in TokenBucket.retune (since, the charged units and the pending bookings, in units, stay).

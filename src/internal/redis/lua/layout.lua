@@ -69,6 +69,8 @@ local HEADER_FORMAT, HEADER_BYTES = '<dddddd', 48
 -- What each algorithm adds to the state: its struct format and its bytes.
 local QUOTA_FORMAT = { [TB] = '<ddddddd', [SW] = '<dd', [FW] = '<', [CC] = '<d' }
 local QUOTA_BYTES = { [TB] = 56, [SW] = 16, [FW] = 0, [CC] = 8 }
+-- A token bucket's state as 0.1.0 wrote it, without its window: read, never written.
+local LEGACY_TB_FORMAT = '<dddddd'
 -- A reservation's record: its head, then a hold per quota.
 local RECORD_FORMAT, RECORD_BYTES = '<d', 8
 local HOLD_FORMAT, HOLD_BYTES = '<Bdddd', 33
