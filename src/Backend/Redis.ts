@@ -19,7 +19,7 @@ import { BucketState, type ReserveOutcome } from "../internal/bucketState.js"
 import { capacityOf } from "../internal/meters.js"
 import { makeBreaker } from "../internal/redis/breaker.js"
 import * as Options from "../internal/redis/options.js"
-import { wakeChannel } from "../internal/redis/keys.js"
+import { makeLines } from "../internal/redis/line.js"
 import { classify, makeStore, RedisFailure, type Timed, tokens } from "../internal/redis/store.js"
 import type { Bucket } from "../Quota.js"
 
@@ -341,60 +341,8 @@ export const make = (
 
     const nextToken = tokens()
 
-    /**
-     * The buckets' waiting lines: a waiter's place by its object (see `SharedLine`), and the wake-ups each
-     * bucket's channel brings, on one subscriber connection opened by the first watch.
-     */
-    const places = new WeakMap<object, { readonly name: string; readonly ttlMs: number }>()
-    const nextPlace = tokens()
-    const placeOf = (waiter: object) => {
-      let place = places.get(waiter)
-      if (place === undefined) {
-        place = { name: nextPlace(), ttlMs: 2 * settings.pollMs + settings.commandTimeoutMs }
-        places.set(waiter, place)
-      }
-      return place
-    }
-    const watchers = new Map<string, Set<() => void>>()
-    let subscriber: Client | undefined
-    const subscribed = (): Client => {
-      if (subscriber === undefined) {
-        // Commands queue while it (re)connects, and it subscribes again by itself after a reconnect.
-        const created: Client = client instanceof Cluster
-          ? client.duplicate([], { enableOfflineQueue: true, lazyConnect: false })
-          : client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: false })
-        created.on("error", () => {})
-        created.on("message", (channel: string) => watchers.get(channel)?.forEach((wake) => wake()))
-        subscriber = created
-      }
-      return subscriber
-    }
-    yield* Effect.addFinalizer(() => (subscriber === undefined ? Effect.void : closeClient(subscriber)))
-    const watch = (bucket: Bucket, wake: () => void) => {
-      const channel = wakeChannel(settings.namespace, bucket.name)
-      let set = watchers.get(channel)
-      if (set === undefined) {
-        set = new Set()
-        watchers.set(channel, set)
-        // A failed subscription leaves the poll: wake-ups are a shortcut, not what correctness rests on.
-        subscribed().subscribe(channel).catch(() => {})
-      }
-      set.add(wake)
-      return () => {
-        set.delete(wake)
-        if (set.size === 0 && watchers.get(channel) === set) {
-          watchers.delete(channel)
-          subscriber?.unsubscribe(channel).catch(() => {})
-        }
-      }
-    }
-    const leave = (bucket: Bucket, waiter: object): Effect.Effect<void> => {
-      const place = places.get(waiter)
-      if (place === undefined) return Effect.void
-      places.delete(waiter)
-      // Unanswered, the place expires on its own.
-      return Effect.ignore(call(store.leave(bucket, place.name), true))
-    }
+    const lines = makeLines(client, settings, (bucket, place) => call(store.leave(bucket, place), true), closeClient)
+    yield* Effect.addFinalizer(() => lines.close)
 
     const releaseInRedis = (bucket: Bucket, id: string) =>
       Effect.catchAll(call(store.release(bucket, id), true), () => Effect.sync(() => owe(bucket, id, store.release(bucket, id))))
@@ -407,7 +355,7 @@ export const make = (
     const reserveInRedis = (bucket: Bucket, charge: ReadonlyArray<number>, maxWaitMs: number, waiter?: object) =>
       Effect.uninterruptibleMask((restore) => {
         const token = nextToken()
-        const place = waiter === undefined ? undefined : placeOf(waiter)
+        const place = waiter === undefined ? undefined : lines.placeOf(waiter)
         return match(
           call(store.reserve(bucket, charge, maxWaitMs, token, place), false),
           (failure) => {
@@ -418,7 +366,7 @@ export const make = (
           },
           ({ value }): Effect.Effect<ReserveResult, CapacityExceeded | BackendUnavailable> => {
             // Admitted or refused, the waiter's place is gone from the line.
-            if (waiter !== undefined && value._tag !== "Wait") places.delete(waiter)
+            if (waiter !== undefined && value._tag !== "Wait") lines.forget(waiter)
             if (value._tag !== "Reserved") return fromOutcome(bucket, value, "")
             const reserved: ReserveResult = { _tag: "Reserved", reservation: { id: value.id, bucket: bucket.name, at: value.at } }
             // Interrupted meanwhile: restore ends here, and the booking goes back. (Effect.onInterrupt does the same
@@ -493,7 +441,7 @@ export const make = (
       })
 
     return Backend.of({
-      line: { pollMs: settings.pollMs, watch, leave },
+      line: lines.line,
       breaker: (options) => makeBreaker(client, store, settings.namespace, options),
       reserve: reserveInRedis,
       settle: (bucket, id, actual) =>
