@@ -66,7 +66,8 @@ export interface RetryOptions {
  * you own), `cluster` (an ioredis `Cluster` you own), `url` (`redis://`, `rediss://`, with user, password and
  * db), or `connection` (ioredis options: host, port, password, db, tls...), by default `localhost:6379`.
  * A connection the backend creates is opened in the layer's scope and closed with it; one you pass is
- * connected if it is not yet, and left open. Create yours with `enableOfflineQueue: false`, otherwise
+ * connected if it is not yet, and left open. Either way the backend opens one more, a copy of it, to subscribe to
+ * the buckets' wake-ups (see `pollInterval`), and closes it with the scope. Create yours with `enableOfflineQueue: false`, otherwise
  * commands issued while it is disconnected run late, when it reconnects.
  *
  * @example
