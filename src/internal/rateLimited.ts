@@ -92,11 +92,22 @@ class WaitingCall implements Ticket {
 export const make = (limiter: Limiter) => {
   const { tracker } = limiter
 
+  /** Admits a checked call at once, synchronously, when it fits and nobody waits; `undefined` when it cannot. */
+  const admitNow = (request: Request): Open | undefined => {
+    if (tracker.size >= MAX_OPEN) return undefined
+    const now = request.entry.scheduler.tryNow(request.charge)
+    return now === undefined ? undefined : tracker.open(request.entry, now, request.charge, 0)
+  }
+
   /** Admits a checked call: at once when it fits and nobody waits, else through a ticket (see `WaitingCall`). */
   const admit = (request: Request, restore: Restore): Effect.Effect<Open, RateLimitError> => {
+    const open = admitNow(request)
+    return open === undefined ? admitLater(request, restore) : Effect.succeed(open)
+  }
+
+  /** What `admitNow` could not admit: a ticket waits for the scheduler's driver. */
+  const admitLater = (request: Request, restore: Restore): Effect.Effect<Open, RateLimitError> => {
     if (tracker.size >= MAX_OPEN) return Effect.fail(new ReservationCapacity({ maxOpen: MAX_OPEN }))
-    const now = request.entry.scheduler.tryNow(request.charge)
-    if (now !== undefined) return Effect.succeed(tracker.open(request.entry, now, request.charge, 0))
     const ticket = new WaitingCall(limiter, request)
     const { entry, charge, maxWaitMs } = request
     const wait = maxWaitMs === Infinity ? ticket.wait : Effect.zipRight(limiter.checkWait(entry, charge, maxWaitMs), ticket.wait)
@@ -122,13 +133,25 @@ export const make = (limiter: Limiter) => {
 
   /** Admitted, run, then `finish`ed (settled) whatever its exit, uninterruptibly. */
   const attempt = <A, E, R, E2>(
-    request: Request,
+    meta: Meta,
+    maxWait: unknown,
     effect: Effect.Effect<A, E, R>,
     finish: (open: Open, exit: Exit.Exit<A, E>) => Effect.Effect<A, E2>
   ): Effect.Effect<A, E2 | RateLimitError, R> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(admit(request, restore), (open) => Effect.flatMap(Effect.exit(restore(effect)), (exit) => finish(open, exit)))
-    )
+    Effect.uninterruptibleMask((restore) => {
+      // Checked on every run of the effect (each retry too), as the call stands then.
+      const checked = limiter.request(meta, maxWait)
+      if (Either.isLeft(checked)) return checked.left
+      const request = checked.right
+      const run = (open: Open) =>
+        Effect.matchCauseEffect(restore(effect), {
+          onFailure: (cause) => finish(open, Exit.failCause(cause)),
+          onSuccess: (value) => finish(open, Exit.succeed(value))
+        })
+      // A call that fits at once goes straight to its run: no effect to admit it.
+      const open = admitNow(request)
+      return open === undefined ? Effect.flatMap(admitLater(request, restore), run) : run(open)
+    })
 
   /** After the provider's answer: learn from it, then settle (a refusal keeps its charge: the provider counted it). */
   const finishReading = <A, E>(meta: Meta, options: FlowOptions<A, E>, read: NonNullable<SubmitOptions<A, E>["response"]>) =>
@@ -178,26 +201,19 @@ export const make = (limiter: Limiter) => {
         return retry(refused)
       }))
 
-  const submit = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: FlowOptions<A, E>): Effect.Effect<A, E | RateLimitError, R> =>
-    Effect.suspend(() => {
-      const request = limiter.request(meta, options?.maxWait)
-      if (Either.isLeft(request)) return request.left
-      const read = options?.response
-      // Only a call whose answer is read can be refused: the others skip the retry machinery.
-      const attempts: Effect.Effect<A, E | RateLimitError, R> = read === undefined
-        ? attempt(request.right, effect, (open, exit) => settleThen(open, usageFrom(meta.bucket, options, exit), exit))
-        : retryRefused(
-          attempt(request.right, effect, finishReading(meta, options ?? {}, read)),
-          () =>
-            Effect.suspend(() => {
-              const again = limiter.request(meta, options?.maxWait)
-              return Either.isLeft(again) ? again.left : attempt(again.right, effect, finishReading(meta, options ?? {}, read))
-            })
-        ).pipe(Effect.catchIf(isRefused, (refused) => Effect.fail(refusedError(meta.bucket, refused, limiter.settings.retry.maxAttempts))))
-      const breaker = limiter.breaker
-      return breaker === undefined ? attempts : breaker.guard(meta.bucket, attempts, (exit) =>
-        Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error instanceof RateLimitedByProvider))
-    })
+  const submit = <A, E, R>(meta: Meta, effect: Effect.Effect<A, E, R>, options?: FlowOptions<A, E>): Effect.Effect<A, E | RateLimitError, R> => {
+    const read = options?.response
+    // Only a call whose answer is read can be refused: the others skip the retry machinery.
+    const attempts: Effect.Effect<A, E | RateLimitError, R> = read === undefined
+      ? attempt(meta, options?.maxWait, effect, (open, exit) => settleThen(open, usageFrom(meta.bucket, options, exit), exit))
+      : retryRefused(
+        attempt(meta, options?.maxWait, effect, finishReading(meta, options ?? {}, read)),
+        () => attempt(meta, options?.maxWait, effect, finishReading(meta, options ?? {}, read))
+      ).pipe(Effect.catchIf(isRefused, (refused) => Effect.fail(refusedError(meta.bucket, refused, limiter.settings.retry.maxAttempts))))
+    const breaker = limiter.breaker
+    return breaker === undefined ? attempts : breaker.guard(meta.bucket, attempts, (exit) =>
+      Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error instanceof RateLimitedByProvider))
+  }
 
   /**
    * Admits a call whose work the caller runs, for as long as the scope: `onClose` closes the reservation when
